@@ -1,0 +1,149 @@
+"""The meta-training loop every method plugs into, evaluation with confidence intervals, checkpoints."""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mlcourse.methods.base import Method
+from mlcourse.utils import get_device, mean_ci, quiet
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of meta-training (method-specific ones live in the method)."""
+
+    steps: int = 2000  # meta-training iterations, one meta-batch each
+    meta_batch_size: int = 1  # episodes averaged per step
+    outer_lr: float = 1e-3  # Adam learning rate
+    lr_halve_every: int = 0  # halve the learning rate every this many steps (0: constant)
+    val_every: int = 500  # validate every this many steps (0: never)
+    val_episodes: int = 100  # validation episodes, the same ones each time
+    checkpoint_every: int = 0  # also checkpoint every this many steps (0: at validations and the end)
+    seed: int = 0  # seeds torch's global generator for the run
+
+
+@dataclass
+class History:
+    """What happened during training, step by step."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    metric: list[float] = field(default_factory=list)  # training accuracy (or MSE) of each step
+    val_step: list[int] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    val_ci: list[float] = field(default_factory=list)
+
+
+def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, device=None,
+             progress: bool = False) -> tuple[float, float]:
+    """Mean score (accuracy, or MSE) over `n_episodes` episodes and its 95% confidence interval."""
+    device = device or next(method.parameters(), torch.empty(0)).device
+    was_training = method.training
+    method.eval()
+    scores = []
+    with tqdm(total=n_episodes, disable=quiet() or not progress, desc="evaluate") as bar:
+        while len(scores) < n_episodes:
+            size = min(batch, n_episodes - len(scores))
+            scores += method.score(sampler.sample(size).to(device)).tolist()
+            bar.update(size)
+    method.train(was_training)
+    return mean_ci(scores)
+
+
+def _validate(method, val_sampler, config, device) -> tuple[float, float]:
+    """Score on the same validation episodes each time (the sampler's state is restored after)."""
+    state = val_sampler.state_dict()
+    result = evaluate(method, val_sampler, config.val_episodes, device=device)
+    val_sampler.load_state_dict(state)
+    return result
+
+
+def save_checkpoint(path, method, optimizer, scheduler, sampler, history, step, config, extra):
+    """Everything needed to resume exactly: weights, optimizer, random states, history, config."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "step": step,
+        "model": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": dataclasses.asdict(history),
+        "config": {"train": dataclasses.asdict(config), **(extra or {})},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint as a dict of plain tensors and numbers (no code is unpickled)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkpoint=None,
+          resume: bool = False, device=None, extra_config: dict | None = None,
+          verbose: bool = True) -> History:
+    """Meta-train `method` on episodes from `sampler`; resume from `checkpoint` when asked and present."""
+    device = device or get_device()
+    method.to(device).train()
+    optimizer = torch.optim.Adam(method.parameters(), lr=config.outer_lr)
+    halve = config.lr_halve_every or config.steps + 1
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=halve, gamma=0.5)
+    history, start = History(), 0
+    torch.manual_seed(config.seed)
+    if resume and checkpoint and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint)
+        method.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start = History(**state["history"]), state["step"]
+
+    def save(step):
+        if checkpoint:
+            save_checkpoint(checkpoint, method, optimizer, scheduler, sampler, history, step, config, extra_config)
+
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=quiet(), desc="train")
+    step = start
+    try:
+        for step in bar:
+            loss, metric = method.loss(sampler.sample(config.meta_batch_size).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            history.step.append(step + 1)
+            history.loss.append(loss.item())
+            history.metric.append(metric)
+            bar.set_postfix(loss=f"{loss.item():.3f}", **{method.metric: f"{metric:.3f}"}, refresh=False)
+            done = step + 1
+            if val_sampler is not None and config.val_every and done % config.val_every == 0:
+                mean, ci = _validate(method, val_sampler, config, device)
+                history.val_step.append(done)
+                history.val_metric.append(mean)
+                history.val_ci.append(ci)
+                if verbose:
+                    bar.write(f"step {done}: train loss {_recent(history.loss):.3f}, "
+                              f"val {method.metric} {mean:.4f} ± {ci:.4f}")
+            if config.val_every and done % config.val_every == 0 or (
+                    config.checkpoint_every and done % config.checkpoint_every == 0):
+                save(done)
+    except KeyboardInterrupt:
+        save(len(history.step))  # the last completed step: `resume=True` continues exactly from here
+        raise
+    finally:
+        bar.close()
+    save(config.steps)
+    return history
+
+
+def _recent(values: list[float], n: int = 100) -> float:
+    """Mean of the last `n` values, a readable summary of a noisy training curve."""
+    tail = values[-n:]
+    return sum(tail) / len(tail)

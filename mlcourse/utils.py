@@ -1,0 +1,42 @@
+"""Small helpers shared by every chapter: seeding, device, modes, confidence intervals."""
+
+import math
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device to compute on: `prefer`, else $MLCOURSE_DEVICE, else CUDA when present, else CPU."""
+    name = prefer or os.environ.get("MLCOURSE_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def full_mode() -> bool:
+    """True when $MLCOURSE_FULL asks for the published (GPU-sized) settings instead of quick mode."""
+    return os.environ.get("MLCOURSE_FULL", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def quiet() -> bool:
+    """True when progress bars should stay silent ($MLCOURSE_QUIET=1, set by the test suite)."""
+    return os.environ.get("MLCOURSE_QUIET", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and half-width of the 95% confidence interval (1.96 standard errors) of `values`."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    half = 1.96 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else float("nan")
+    return float(x.mean()), float(half)
