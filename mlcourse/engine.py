@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from mlcourse.data.episodes import EpisodeSampler
 from mlcourse.methods.base import Method
+from mlcourse.models import embed_images
 from mlcourse.utils import get_device, mean_ci, quiet
 
 
@@ -147,3 +149,36 @@ def _recent(values: list[float], n: int = 100) -> float:
     """Mean of the last `n` values, a readable summary of a noisy training curve."""
     tail = values[-n:]
     return sum(tail) / len(tail)
+
+
+# The four settings of the published Omniglot tables: (n_way, k_shot).
+STANDARD_SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
+
+
+def embed_all(method: Method, images: torch.Tensor, device=None, batch: int = 1000) -> torch.Tensor:
+    """Every image embedded once, in eval mode: (n_classes, n_per_class, 1, 28, 28) -> (n_classes, n_per_class, d)."""
+    device = device or next(method.parameters()).device
+    was_training = method.training
+    method.eval()
+    flat = images.reshape(-1, *images.shape[2:])  # (n_classes * n_per_class, 1, 28, 28)
+    with torch.no_grad():
+        z = torch.cat([embed_images(method.embed, flat[i:i + batch].to(device)) for i in range(0, len(flat), batch)])
+    method.train(was_training)
+    return z.reshape(*images.shape[:2], -1)
+
+
+def evaluate_settings(method: Method, images: torch.Tensor, settings=STANDARD_SETTINGS, n_episodes: int = 600,
+                      seed: int = 0, device=None) -> dict:
+    """Test accuracy (mean, 95% CI) for each (n_way, k_shot) setting, on the same seeded episodes each time.
+
+    Queries: 15 per class for 5-way, 5 per class for 20-way (the mean is unbiased either way; fewer
+    queries keep 20-way evaluation affordable on a CPU). Methods that embed each image on its own
+    (chapters 2-4, in eval mode) get every image embedded once, which gives the same predictions
+    as embedding each episode, many times faster.
+    """
+    data = embed_all(method, images, device) if hasattr(method, "embed") else images
+    results = {}
+    for n_way, k_shot in settings:
+        sampler = EpisodeSampler(data, n_way, k_shot, n_query=15 if n_way <= 5 else 5, seed=seed)
+        results[n_way, k_shot] = evaluate(method, sampler, n_episodes, device=device)
+    return results

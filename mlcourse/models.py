@@ -1,5 +1,6 @@
 """Backbones: the conv4 embedding of Vinyals et al. / Snell et al., and the sinusoid MLP of MAML."""
 
+import torch
 from torch import nn
 
 
@@ -32,3 +33,14 @@ def mlp(sizes=(1, 40, 40, 1)) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def embed_images(embed: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Embed images with any leading batch dimensions: (..., 1, 28, 28) -> (..., d).
+
+    Embeddings, ([B,] n, d), pass through unchanged: evaluation can embed each test image once.
+    """
+    if x.dim() <= 3:
+        return x
+    flat = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)  # faster convs on CPU
+    return embed(flat).reshape(*x.shape[:-3], -1)

@@ -13,7 +13,7 @@ def characters():
     """All 1623 characters, uint8 (1623, 20, 28, 28), and their names."""
     from mlcourse.data.omniglot import load_characters
 
-    return load_characters(download=False, verbose=False)
+    return load_characters(download=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The training loop: it learns, it resumes exactly, and evaluation reports a 95% interval."""
 
+import pytest
 import torch
 
 from mlcourse.data import EpisodeSampler
@@ -72,3 +73,14 @@ def test_evaluate_reports_mean_and_interval(numbered_images):
     # pixels hold image ids (class * 100 + drawing): the nearest support image is always of the query's class
     mean, ci = evaluate(PixelNearestNeighbour(), EpisodeSampler(numbered_images, 5, 1, 5, seed=0), 50)
     assert mean == 1.0 and ci == 0.0
+
+
+def test_evaluating_on_precomputed_embeddings_matches_evaluating_on_images(vinyals_train):
+    from mlcourse.engine import evaluate_settings
+
+    method = tiny_method()
+    images = vinyals_train.images[:200]
+    fast = evaluate_settings(method, images, settings=((5, 1), (20, 5)), n_episodes=30)
+    for (n_way, k_shot), (mean, _) in fast.items():
+        sampler = EpisodeSampler(images, n_way, k_shot, n_query=15 if n_way <= 5 else 5, seed=0)
+        assert evaluate(method, sampler, 30)[0] == pytest.approx(mean, abs=1e-9)

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
+
+from mlcourse.utils import quiet
 
 PARTS = ("images_background", "images_evaluation")
 N_CHARACTERS = {"images_background": 964, "images_evaluation": 659}
@@ -155,7 +158,8 @@ def _preprocess_part(root: Path, part: str) -> tuple[np.ndarray, list[str]]:
             f"has {N_CHARACTERS[part]} characters of {N_DRAWERS} drawings each. The copy is partial or "
             "not the official layout (<Alphabet>/character<NN>/<XXXX>_<YY>.png).")
     chars = sorted(by_char)
-    images = np.stack([np.stack([_to_28(pngs[n], n) for n in sorted(by_char[c])]) for c in chars])
+    bar = tqdm(chars, desc=f"preprocessing {part} to {SIZE}x{SIZE} (once)", disable=quiet())
+    images = np.stack([np.stack([_to_28(pngs[n], n) for n in sorted(by_char[c])]) for c in bar])
     return images, chars
 
 
@@ -173,7 +177,7 @@ def _fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-def load_characters(download: bool = True, verbose: bool = True) -> tuple[torch.Tensor, list[str]]:
+def load_characters(download: bool = True) -> tuple[torch.Tensor, list[str]]:
     """All 1623 characters as uint8 (1623, 20, 28, 28) with ink = 255, and their names; cached after the first call."""
     root = find_omniglot(download)
     _verify_checksums(root)
@@ -183,8 +187,6 @@ def load_characters(download: bool = True, verbose: bool = True) -> tuple[torch.
         cached = torch.load(path, weights_only=True)
         if cached.get("fingerprint") == fingerprint:
             return cached["images"], cached["names"]
-    if verbose:
-        print(f"Preprocessing Omniglot from {root} to {SIZE}x{SIZE} (once; cached in {path})...")
     parts = [_preprocess_part(root, part) for part in PARTS]
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))  # (1623, 20, 28, 28)
     names = [n for p in parts for n in p[1]]

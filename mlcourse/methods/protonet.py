@@ -6,19 +6,14 @@ from torch import nn
 
 from mlcourse.data.episodes import Episode
 from mlcourse.methods.base import Method
-from mlcourse.models import conv4
-
-
-def embed_images(embed: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Embed images with any leading batch dimensions: (..., 1, 28, 28) -> (..., d)."""
-    flat = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)  # faster convs on CPU
-    return embed(flat).reshape(*x.shape[:-3], -1)
+from mlcourse.models import conv4, embed_images
 
 
 def embed_episode(embed: nn.Module, episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
     """Support and query embeddings from one forward pass (shared batch-norm statistics)."""
-    n_support = episode.support_x.shape[-4]
-    z = embed_images(embed, torch.cat([episode.support_x, episode.query_x], dim=-4))  # ([B,] S + Q, d)
+    n_support = episode.support_y.shape[-1]
+    examples = 1 if episode.batched else 0  # the dimension after the meta-batch one
+    z = embed_images(embed, torch.cat([episode.support_x, episode.query_x], dim=examples))  # ([B,] S + Q, d)
     return z[..., :n_support, :], z[..., n_support:, :]
 
 

@@ -1,0 +1,304 @@
+"""Grade a folder of submitted notebooks against an exercise set's checks.
+
+Each submission runs in its own kernel, in its own scratch directory, under time and memory limits.
+The kernel only computes the graded functions' outputs on inputs that the grader chooses and writes
+them as plain tensors; the grader loads them with `torch.load(weights_only=True)` and does every
+comparison and all the scoring here, in its own process.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import torch
+
+import mlcourse
+from mlcourse.grading import checks
+from mlcourse.grading.harness import encode_args
+from mlcourse.grading.kernel import KernelRun, Limits, kernel_spec_dir, kill_leftovers, make_scratch, run_cells
+from mlcourse.grading.scoring import CheckResult, score
+from mlcourse.grading.spec import Exercise
+from mlcourse.grading.static import screen, voided
+
+MAX_SUBMISSION_BYTES = 50 * 2**20  # a bigger notebook is refused without running it
+MAX_RESULT_BYTES = 256 * 2**20  # per call, read back from the kernel
+MARKER = "MLCOURSE_GRADING"  # environment variable that tags a submission's processes
+
+
+@dataclass
+class Graded:
+    """One submission's grade: per-check results, status, and notes for its feedback."""
+
+    student: str
+    status: list[str]
+    results: list[CheckResult]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def status_text(self) -> str:
+        return "; ".join(self.status) or "ok"
+
+    def points(self, function: str) -> float:
+        return sum(r.points for r in self.results if r.function == function)
+
+
+def read_submissions(folder: Path) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Every `*.ipynb` in `folder`, read into memory once (student = file stem), and the names of other files."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of submitted notebooks")
+    subs, ignored = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix != ".ipynb":
+            ignored.append(path.name)
+            continue
+        subs.append((path.stem, path.read_bytes() if path.stat().st_size <= MAX_SUBMISSION_BYTES else None))
+    return subs, ignored
+
+
+def parse_notebook(raw: bytes | None) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook, or None and why it cannot be graded."""
+    if raw is None:
+        return None, f"not graded: larger than {MAX_SUBMISSION_BYTES // 2**20} MB"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, "not a notebook: the file is not JSON"
+    if not isinstance(data, dict) or "nbformat" not in data:
+        return None, "not a notebook: JSON, but not a Jupyter notebook"
+    major = data.get("nbformat")
+    if not isinstance(major, int) or major > 4:
+        return None, f"not a notebook: unknown notebook format {major!r}"
+    if major < 4:
+        return None, f"old notebook format (nbformat {major}): open it in Jupyter and save it again, then resubmit"
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not all(
+            isinstance(c, dict) and c.get("cell_type") in {"code", "markdown", "raw"}
+            and isinstance(c.get("source", ""), (str, list)) for c in cells):
+        return None, "not a notebook: its cells are missing or malformed"
+    for c in cells:
+        if isinstance(c.get("source"), list):
+            c["source"] = "".join(str(s) for s in c["source"])
+    return nbformat.from_dict(data), ""
+
+
+def _prelude(exercise: Exercise) -> str:
+    paths = [p for fn in exercise.functions for p in fn.references]
+    return ("import mlcourse.grading.harness as _grading_harness\n"
+            f"_grading_harness.disable({paths!r})\n"
+            "del _grading_harness\n")
+
+
+def _harness(inputs: Path, results: Path, call_timeout: float) -> str:
+    return ("import mlcourse.grading.harness as _grading_harness\n"
+            f"_grading_harness.run_calls({str(inputs)!r}, {str(results)!r}, {call_timeout!r}, globals())\n")
+
+
+def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, dict, dict]:
+    """Run the student's cells, then the harness; the outputs ({key: tensors}) and errors ({key: message})."""
+    scratch = make_scratch()
+    token = secrets.token_hex(8)
+    results = scratch / f"results-{token}"
+    cells = [nbformat.v4.new_code_cell(_prelude(exercise))]
+    cells += [nbformat.v4.new_code_cell(c.source) if c.cell_type == "code" else nbformat.v4.new_markdown_cell("")
+              for c in nb.cells]
+    cells.append(nbformat.v4.new_code_cell(_harness(results / "inputs.pt", results, ctx.limits.call_timeout)))
+    run_nb = nbformat.v4.new_notebook(cells=cells)
+
+    def before(index):
+        if index == len(cells) - 1:  # the inputs exist only once the student's cells have run
+            results.mkdir(mode=0o700)
+            torch.save({"calls": ctx.calls}, results / "inputs.pt")
+
+    run = KernelRun(stopped="not run")
+    try:
+        (scratch / "submission.ipynb").write_text(nbformat.writes(nb))  # a copy: the original is never touched
+        for f in ctx.omniglot_cache:
+            target = scratch / ".cache" / "mlcourse" / f.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+        env = _kernel_env(scratch, ctx, token)
+        run = run_cells(run_nb, scratch, env, ctx.limits, ctx.kernels, before_cell=before)
+        outputs, errors = read_results(results, list(exercise.calls))
+    finally:
+        kill_leftovers(run, (MARKER, token), scratch)
+        _remove(scratch)
+    return run, outputs, errors
+
+
+def _kernel_env(scratch: Path, ctx: "_Context", token: str) -> dict[str, str]:
+    """A small, explicit environment: nothing of the grader's own environment leaks into the kernel."""
+    (scratch / "tmp").mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": str(scratch),
+        "TMPDIR": str(scratch / "tmp"), "IPYTHONDIR": str(scratch / ".ipython"),
+        "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "Agg", "MLCOURSE_QUIET": "1",
+        "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(mlcourse.__file__).resolve().parent.parent),
+        "CUDA_VISIBLE_DEVICES": "", "MLCOURSE_DEVICE": "cpu", "JUPYTER_PLATFORM_DIRS": "1",
+        "OMP_NUM_THREADS": str(ctx.threads), "MKL_NUM_THREADS": str(ctx.threads),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1", MARKER: token,
+    }
+    if ctx.omniglot_root:
+        env["MLCOURSE_DATA"] = ctx.omniglot_root
+    return env
+
+
+def _remove(folder: Path) -> None:
+    """Delete a scratch folder, even where the submission took away write permissions."""
+    def retry(func, path, _):
+        for p in (Path(path).parent, Path(path)):
+            try:
+                os.chmod(p, stat.S_IRWXU)
+            except OSError:
+                pass
+        try:
+            func(path)
+        except OSError:
+            pass
+    shutil.rmtree(folder, onerror=retry)
+
+
+def read_results(folder: Path, keys: list[str]) -> tuple[dict, dict]:
+    """The tensors and errors the harness wrote, read back as plain tensors and short strings only."""
+    outputs, errors = {}, {}
+    if not folder.is_dir() or folder.is_symlink():
+        return outputs, errors
+    for key in keys:
+        path = folder / f"{key}.pt"
+        if not _regular(path, MAX_RESULT_BYTES):
+            continue
+        try:
+            data = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception:
+            errors[key] = "its outputs could not be read back"
+            continue
+        tensors = _tensors_of(data, key)
+        if tensors is None:
+            errors[key] = "its outputs were not plain tensors"
+        else:
+            outputs[key] = tensors
+    path = folder / "errors.json"
+    if _regular(path, 2**20):
+        try:
+            raw = json.loads(path.read_text())
+        except (ValueError, OSError, UnicodeDecodeError):
+            raw = {}
+        if isinstance(raw, dict):
+            for key in keys:
+                if key not in outputs and isinstance(raw.get(key), str):
+                    errors[key] = "".join(ch for ch in raw[key] if ch.isprintable())[:200]
+    return outputs, errors
+
+
+def _regular(path: Path, max_bytes: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size <= max_bytes
+
+
+def _tensors_of(data, key: str) -> list[torch.Tensor] | None:
+    if not isinstance(data, dict):
+        return None
+    tensors = []
+    while f"{key}:{len(tensors)}" in data:
+        t = data[f"{key}:{len(tensors)}"]
+        if type(t) is not torch.Tensor or t.layout != torch.strided or t.device.type != "cpu":
+            return None
+        tensors.append(t.detach())
+    return tensors
+
+
+@dataclass
+class _Context:
+    exercise: Exercise
+    calls: list[dict]
+    limits: Limits
+    kernels: object
+    threads: int
+    omniglot_root: str | None
+    omniglot_cache: list[Path]
+
+
+def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
+    """Grade one submission (never raises for anything the submission does)."""
+    start = time.monotonic()
+    ex = ctx.exercise
+    nb, problem = parse_notebook(raw)
+    if nb is None:
+        results = score(ex, {}, {}, {fn.name: problem for fn in ex.functions})
+        return Graded(student, [problem], results, seconds=time.monotonic() - start)
+    findings = screen(nb.cells, ex)
+    flagged = voided(findings, ex)
+    run, outputs, errors = run_notebook(nb, ex, ctx)
+    results = score(ex, outputs, errors, flagged)
+    status = [run.stopped] if run.stopped else []
+    if flagged:
+        status.append(f"flagged: uses the reference implementation ({', '.join(sorted(flagged))})")
+    notes = [f"cell {f.cell}: {f.what}" for f in findings]
+    interrupted = [i for i, e in sorted(run.cell_errors.items())
+                   if e.startswith("KeyboardInterrupt") and 1 <= i <= len(nb.cells)]
+    if interrupted:
+        status.append(f"cell time limit: cell {', '.join(map(str, interrupted))} interrupted")
+    notes += [f"cell {i} raised {e}" for i, e in sorted(run.cell_errors.items())
+              if 1 <= i <= len(nb.cells)][:20]
+    harness_error = run.cell_errors.get(len(nb.cells) + 1)
+    if harness_error and not outputs:
+        status.append("no results from the kernel")
+        notes.append(f"the grader's calls failed in your kernel: {harness_error}")
+    return Graded(student, status, results, notes, seconds=time.monotonic() - start)
+
+
+def omniglot_for_kernels(echo=print) -> tuple[str | None, list[Path]]:
+    """The folder to give kernels as MLCOURSE_DATA and the preprocessed cache files to copy into their home."""
+    from mlcourse.data.omniglot import OmniglotError, cache_dir, find_omniglot, load_characters
+
+    try:
+        root = find_omniglot(download=False)
+        load_characters(download=False)  # preprocess once here, not in every kernel
+    except OmniglotError as err:
+        echo(f"warning: Omniglot is not available, so cells that load it will fail in every submission:\n{err}")
+        return None, []
+    return str(root.parent), sorted(cache_dir().glob("omniglot*.pt"))
+
+
+def grade(submissions: Path, exercise_name: str, limits: Limits | None = None, jobs: int = 1,
+          seed: int | None = None, echo=print) -> tuple[Exercise, list[Graded], list[str]]:
+    """Grade every notebook in `submissions`: the exercise, the grades (by student), and the files ignored."""
+    limits = limits or Limits()
+    exercise = checks.build(exercise_name, seed)
+    subs, ignored = read_submissions(Path(submissions))
+    root, cache = omniglot_for_kernels(echo) if exercise.uses_omniglot else (None, [])
+    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
+             for k, c in exercise.calls.items()]
+    kernels_dir = Path(make_scratch())
+    try:
+        ctx = _Context(exercise, calls, limits, kernel_spec_dir(kernels_dir), _threads(jobs), root, cache)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            graded = list(pool.map(lambda s: _announce(grade_submission(s[0], s[1], ctx), exercise, echo), subs))
+    finally:
+        _remove(kernels_dir)
+    return exercise, graded, ignored
+
+
+def _announce(g: Graded, exercise: Exercise, echo) -> Graded:
+    echo(f"  {g.student}: {g.total:g}/{exercise.max_points:g}  {g.status_text}  ({g.seconds:.1f} s)")
+    return g
+
+
+def _threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))

@@ -1,0 +1,161 @@
+"""The code the grader runs inside the student's kernel: disable the references, call the graded functions.
+
+Nothing here decides a grade. The kernel only turns the grader's inputs into the student's outputs,
+as plain tensors in files; the grader reads them back with `torch.load(weights_only=True)`.
+"""
+
+import contextlib
+import importlib
+import json
+import os
+import random
+import signal
+import sys
+
+import torch
+
+MAX_NUMEL = 20_000_000  # larger outputs are refused (no correct answer here is anywhere near)
+
+
+class CallTimeout(BaseException):
+    """A graded function ran past its time limit (a BaseException, so that `except Exception` cannot swallow it)."""
+
+
+def _unavailable(name: str):
+    def stub(*args, **kwargs):
+        raise RuntimeError(f"{name} from mlcourse is not available during grading: the graded function "
+                           "must be your own code")
+    stub.__name__ = stub.__qualname__ = name
+    return stub
+
+
+def disable(paths: list[str]) -> None:
+    """Replace each mlcourse object at a dotted path, wherever a loaded mlcourse module holds it, by a stub."""
+    for path in paths:
+        module_name, name = path.rsplit(".", 1)
+        original = getattr(importlib.import_module(module_name), name)
+        stub = _unavailable(name)
+        for mod_name, mod in list(sys.modules.items()):
+            if mod_name.split(".")[0] == "mlcourse" and getattr(mod, name, None) is original:
+                setattr(mod, name, stub)
+
+
+def encode_args(args) -> list:
+    """The call's arguments as weights-only-loadable values (a generator becomes {'generator_seed': s})."""
+    from mlcourse.grading.spec import Seeded
+
+    return [{"generator_seed": a.seed} if isinstance(a, Seeded) else a for a in args]
+
+
+def _decode(arg):
+    if isinstance(arg, dict) and set(arg) == {"generator_seed"}:
+        return torch.Generator().manual_seed(int(arg["generator_seed"]))
+    if isinstance(arg, torch.Tensor):
+        return arg.clone()  # a function that modifies its input cannot change the next call's input
+    return arg
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy
+
+        numpy.random.seed(seed)
+
+
+def _plain(value) -> torch.Tensor:
+    """A returned value as a plain, dense CPU tensor."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+    elif isinstance(value, (bool, int, float)) or type(value).__module__ == "numpy":
+        t = torch.as_tensor(value)
+    else:
+        raise TypeError(f"returned a {type(value).__name__} where a tensor was expected")
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if t.numel() > MAX_NUMEL:
+        raise ValueError(f"returned a tensor of {t.numel()} elements, far more than expected")
+    return t.as_subclass(torch.Tensor).to("cpu").clone().contiguous()
+
+
+def to_tensors(value) -> list[torch.Tensor]:
+    """What a graded function returned, as a list of plain tensors (one per returned item)."""
+    items = list(value) if isinstance(value, (tuple, list)) else [value]
+    return [_plain(v) for v in items]
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise CallTimeout in the main thread after `seconds` (no limit when not in the main thread)."""
+    if not (seconds and hasattr(signal, "setitimer") and _in_main_thread()):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise CallTimeout(f"ran past its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def short_error(err: BaseException) -> str:
+    """One line, at most 200 characters: the exception's type and message."""
+    text = f"{type(err).__name__}: {err}".replace("\n", " ").strip()
+    return text[:200]
+
+
+def call_one(function, call: dict, time_limit: float) -> list[torch.Tensor]:
+    """Call `function` on one call's decoded arguments under the time limit; its outputs as plain tensors."""
+    args = [_decode(a) for a in call["args"]]
+    _seed(int(call["global_seed"]))
+    with _time_limit(time_limit):
+        value = function(*args)
+    return to_tensors(value)
+
+
+def call_all(calls: list[dict], namespace: dict, time_limit: float, on_result=None) -> tuple[dict, dict]:
+    """Run every call with the functions found in `namespace`: ({key: tensors}, {key: error})."""
+    outputs, errors = {}, {}
+    for call in calls:
+        key, name = call["key"], call["function"]
+        function = namespace.get(name)
+        try:
+            if not callable(function):
+                raise NameError(f"{name} is not defined in the notebook" if function is None
+                                else f"{name} is not a function")
+            outputs[key] = call_one(function, call, time_limit)
+        except BaseException as err:  # SystemExit, CallTimeout, KeyboardInterrupt included: the call failed
+            errors[key] = short_error(err)
+        if on_result is not None:
+            on_result(key, outputs.get(key), errors.get(key))
+    return outputs, errors
+
+
+def run_calls(inputs_path: str, results_dir: str, time_limit: float, namespace: dict) -> None:
+    """Kernel side: load the grader's calls, make them, and save each call's tensors and the errors as JSON."""
+    calls = torch.load(inputs_path, weights_only=True)["calls"]
+    errors_path = os.path.join(results_dir, "errors.json")
+    errors = {}
+
+    def save(key, tensors, error):
+        if tensors is not None:
+            torch.save({f"{key}:{i}": t for i, t in enumerate(tensors)}, os.path.join(results_dir, f"{key}.pt"))
+        if error is not None:
+            errors[key] = error
+            with open(errors_path + ".tmp", "w") as f:
+                json.dump(errors, f)
+            os.replace(errors_path + ".tmp", errors_path)
+
+    call_all(calls, namespace, time_limit, on_result=save)

@@ -1,0 +1,90 @@
+"""What an exercise set declares for grading: graded functions, the calls the grader makes, the checks."""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """An argument that becomes `torch.Generator().manual_seed(seed)` in the student's kernel."""
+
+    seed: int
+
+
+@dataclass
+class Call:
+    """One call of a graded function on inputs chosen by the grader."""
+
+    function: str
+    args: tuple  # tensors, ints, floats, bools, strings or Seeded
+    global_seed: int = 0  # torch, numpy and random are seeded with it just before the call
+
+
+class Fail(Exception):
+    """Raised by a judge: the check failed, for the reason given (shown to the student)."""
+
+
+# A judge gets the tensors returned by each of its calls, in order, and raises Fail when the check fails.
+Judge = Callable[..., None]
+
+
+@dataclass
+class Check:
+    """One graded property of one function; hidden checks are named in feedback, their inputs never shown."""
+
+    name: str
+    points: float
+    calls: list[str]  # keys of Exercise.calls
+    judge: Judge
+    hidden: bool = True
+
+
+@dataclass
+class GradedFunction:
+    """A function the student writes, with a fixed signature, and the mlcourse objects that implement it."""
+
+    name: str
+    signature: str
+    references: tuple[str, ...]  # dotted paths, e.g. "mlcourse.methods.nearest.min_per_class"
+    flag_names: tuple[str, ...] = ()  # distinctive names whose mention in a submission flags it
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    def check(self, name: str, points: float, calls: list[str], judge: Judge, hidden: bool = True) -> None:
+        """Add a check of this function."""
+        self.checks.append(Check(name, points, list(calls), judge, hidden))
+
+
+@dataclass
+class Exercise:
+    """An exercise set as the grader sees it, built from a seed by its checks module."""
+
+    name: str
+    functions: list[GradedFunction] = field(default_factory=list)
+    calls: dict[str, Call] = field(default_factory=dict)
+    uses_omniglot: bool = False  # the notebook loads Omniglot: the grader makes it available offline
+
+    @property
+    def max_points(self) -> float:
+        return sum(f.max_points for f in self.functions)
+
+    def function(self, name: str, signature: str, references: tuple[str, ...],
+                 flag_names: tuple[str, ...] = ()) -> GradedFunction:
+        """Declare a graded function."""
+        fn = GradedFunction(name, signature, tuple(references), tuple(flag_names))
+        self.functions.append(fn)
+        return fn
+
+    def call(self, function: str, *args, global_seed: int = 0) -> str:
+        """Register a call that the harness will make; returns its key."""
+        for a in args:
+            if not isinstance(a, (torch.Tensor, int, float, bool, str, Seeded)):
+                raise TypeError(f"call arguments must be plain tensors, numbers, strings or Seeded, not {type(a)}")
+        key = f"c{len(self.calls)}"
+        self.calls[key] = Call(function, tuple(args), global_seed)
+        return key

@@ -1,0 +1,189 @@
+"""Screen a submission's code, in the grader's process, for the reference implementation and import tricks.
+
+This reads the code; it never runs it. It is a screen, not a proof: the grader also disables the
+references inside the student's kernel, and an instructor reads whatever gets flagged.
+"""
+
+import ast
+import importlib
+import sys
+from dataclasses import dataclass
+
+from mlcourse.grading.spec import Exercise
+
+# Ways around the disabled references: re-importing, reloading, dynamic code, digging in the runtime.
+TRICK_NAMES = {"__import__", "reload", "exec", "eval", "compile", "__builtins__", "importlib", "runpy"}
+TRICK_ATTRIBUTES = {"__import__", "reload", "__globals__", "__code__", "__closure__", "__subclasses__",
+                    "__builtins__", "get_objects", "get_referrers", "import_module"}
+TRICK_MODULES = {"importlib", "runpy", "imp"}
+
+
+@dataclass
+class Finding:
+    """Something flagged in one code cell; `function` None means it voids every graded function."""
+
+    cell: int  # 1-based position among all cells of the notebook
+    what: str
+    function: str | None
+
+
+def python_source(source: str) -> str:
+    """A cell's source as plain Python (IPython magics and shell escapes become calls)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return source
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # a cell IPython cannot read either will just fail when it runs
+        return source
+
+
+def _module_of(path: str) -> str:
+    return path.rsplit(".", 1)[0]
+
+
+def _resolve(module: str, name: str):
+    """The object `from module import name` gives, for mlcourse modules only (nothing else is imported)."""
+    if module.split(".")[0] != "mlcourse":
+        return None
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except Exception:
+        return None
+
+
+class _References:
+    """What counts as the reference implementation of each graded function of an exercise."""
+
+    def __init__(self, exercise: Exercise):
+        self.names = {n: fn.name for fn in exercise.functions for n in fn.flag_names}
+        self.paths = {p: fn.name for fn in exercise.functions for p in fn.references}
+        self.modules = {_module_of(p): fn_name for p, fn_name in self.paths.items()}
+        self.objects = {}
+        for path, fn_name in self.paths.items():
+            obj = _resolve(*path.rsplit(".", 1))
+            if obj is not None:
+                self.objects[id(obj)] = fn_name
+
+
+class _Screen(ast.NodeVisitor):
+    def __init__(self, refs: _References):
+        self.cell, self.findings = 0, []
+        self.names, self.paths, self.modules, self.objects = refs.names, refs.paths, refs.modules, refs.objects
+        self.aliases = {}  # local name -> the module path it was imported as (across cells)
+
+    def flag(self, what: str, function: str | None) -> None:
+        self.findings.append(Finding(self.cell, what, function))
+
+    def _module_flag(self, module: str, how: str) -> None:
+        for ref_module, fn_name in self.modules.items():
+            if module == ref_module or module.startswith(ref_module + "."):
+                self.flag(f"{how} {module}, which holds the reference of {fn_name}", fn_name)
+        if module.split(".")[0] in TRICK_MODULES:
+            self.flag(f"{how} {module}", None)
+
+    def visit_Import(self, node):
+        for alias in node.names:
+            self._module_flag(alias.name, "imports")
+            if alias.asname:
+                self.aliases[alias.asname] = alias.name
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node):
+        module = node.module or ""
+        if node.level == 0:
+            if module.split(".")[0] in TRICK_MODULES or any(a.name == "*" for a in node.names):
+                self._module_flag(module, "imports from")  # a star import brings the reference in too
+            for alias in node.names:
+                full = f"{module}.{alias.name}"
+                obj = _resolve(module, alias.name)
+                if full in self.paths or (obj is not None and id(obj) in self.objects):
+                    fn_name = self.paths.get(full) or self.objects[id(obj)]
+                    self.flag(f"imports {alias.name} from {module}: the reference of {fn_name}", fn_name)
+                elif isinstance(obj, type(sys)):
+                    self._module_flag(obj.__name__, "imports")
+                    self.aliases[alias.asname or alias.name] = obj.__name__
+                if module == "sys" and alias.name == "modules":
+                    self.flag("imports sys.modules", None)
+        self.generic_visit(node)
+
+    def _name(self, name: str, kind: str) -> None:
+        if name in self.names:
+            self.flag(f"uses {name}, the reference of {self.names[name]}", self.names[name])
+        if (kind == "name" and name in TRICK_NAMES) or (kind == "attribute" and name in TRICK_ATTRIBUTES):
+            self.flag(f"uses {name}", None)
+
+    def visit_Name(self, node):
+        self._name(node.id, "name")
+
+    def visit_Attribute(self, node):
+        self._name(node.attr, "attribute")
+        dotted = _dotted(node, self.aliases)
+        if dotted in self.paths:
+            self.flag(f"uses {dotted}, the reference of {self.paths[dotted]}", self.paths[dotted])
+        if node.attr == "modules" and isinstance(node.value, ast.Name) and node.value.id == "sys":
+            self.flag("uses sys.modules", None)
+        self.generic_visit(node)
+
+    def visit_alias(self, node):
+        for name in (node.name.split(".")[-1], node.asname):
+            if name and name in self.names:
+                self._name(name, "import")
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str):
+            text = node.value
+            for name, fn_name in self.names.items():
+                if name in text:
+                    self.flag(f"names {name} in a string, the reference of {fn_name}", fn_name)
+            for module, fn_name in self.modules.items():
+                if module in text or module.replace(".", "/") in text:
+                    self.flag(f"names {module} in a string, which holds the reference of {fn_name}", fn_name)
+
+
+def _dotted(node: ast.Attribute, aliases: dict[str, str]) -> str | None:
+    """'mlcourse.methods.base.accuracy' for that chain of attributes (import aliases resolved), else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([aliases.get(node.id, node.id), *reversed(parts)])
+
+
+def screen(cells: list[dict], exercise: Exercise) -> list[Finding]:
+    """Findings in the code cells of a notebook (a list of nbformat cells), in cell order."""
+    visitor = _Screen(_References(exercise))
+    for i, cell in enumerate(cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        try:
+            tree = ast.parse(python_source(source))
+        except (SyntaxError, ValueError):
+            continue  # it cannot run either
+        visitor.cell = i
+        visitor.visit(tree)
+    return _unique(visitor.findings)
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    seen, kept = set(), []
+    for f in findings:
+        if (f.cell, f.what) not in seen:
+            seen.add((f.cell, f.what))
+            kept.append(f)
+    return kept
+
+
+def voided(findings: list[Finding], exercise: Exercise) -> dict[str, str]:
+    """Graded function -> why it gets zero, from the findings."""
+    reasons = {}
+    for f in findings:
+        targets = [fn.name for fn in exercise.functions] if f.function is None else [f.function]
+        for name in targets:
+            reasons.setdefault(name, f"flagged: cell {f.cell} {f.what}")
+    return reasons
