@@ -49,7 +49,30 @@ def stack_episodes(episodes: list[Episode]) -> Episode:
     return replace(first, **stacked, batched=True)
 
 
-class EpisodeSampler:
+class SeededSampler:
+    """A sampler of tasks whose randomness is one torch.Generator, saved and restored for exact resume."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _one(self) -> Episode:
+        raise NotImplementedError
+
+    def sample(self, meta_batch_size: int | None = None) -> Episode:
+        """One episode, or a batch of `meta_batch_size` episodes stacked on a new first dimension."""
+        if meta_batch_size is None:
+            return self._one()
+        return stack_episodes([self._one() for _ in range(meta_batch_size)])
+
+    def state_dict(self) -> dict:
+        """The random state, so that a resumed run draws the same episodes."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class EpisodeSampler(SeededSampler):
     """Draws N-way K-shot episodes with `n_query` queries per class from `images`.
 
     Each episode picks `n_way` distinct classes, then `k_shot + n_query` distinct drawings of each,
@@ -64,8 +87,8 @@ class EpisodeSampler:
         if k_shot < 1 or n_query < 0 or k_shot + n_query > n_per_class:
             raise ValueError(f"k_shot={k_shot} + n_query={n_query} must be at most the {n_per_class} images "
                              "per class, with k_shot >= 1 and n_query >= 0")
+        super().__init__(seed)
         self.images, self.n_way, self.k_shot, self.n_query = images, n_way, k_shot, n_query
-        self.generator = torch.Generator().manual_seed(seed)
 
     def _one(self) -> Episode:
         n_classes, n_per_class = self.images.shape[:2]
@@ -82,16 +105,3 @@ class EpisodeSampler:
             n_way=self.n_way, k_shot=k, n_query=self.n_query,
             classes=classes,
         )
-
-    def sample(self, meta_batch_size: int | None = None) -> Episode:
-        """One episode, or a batch of `meta_batch_size` episodes stacked on a new first dimension."""
-        if meta_batch_size is None:
-            return self._one()
-        return stack_episodes([self._one() for _ in range(meta_batch_size)])
-
-    def state_dict(self) -> dict:
-        """The random state, so that a resumed run draws the same episodes."""
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])

@@ -4,6 +4,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from mlcourse.data.episodes import SeededSampler
+
 
 @dataclass
 class Pairs:
@@ -17,14 +19,14 @@ class Pairs:
         return replace(self, x1=self.x1.to(device), x2=self.x2.to(device), same=self.same.to(device))
 
 
-class PairSampler:
+class PairSampler(SeededSampler):
     """Half the pairs are two different drawings of one class, half are drawings of two classes."""
 
     def __init__(self, images: torch.Tensor, seed: int = 0):
         if images.shape[0] < 2 or images.shape[1] < 2:
             raise ValueError("pairs need at least 2 classes with at least 2 images each")
+        super().__init__(seed)
         self.images = images  # (n_classes, n_per_class, 1, 28, 28)
-        self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, batch_size: int = 32) -> Pairs:
         n_classes, n_per_class = self.images.shape[:2]
@@ -37,9 +39,3 @@ class PairSampler:
         step = torch.randint(1, n_per_class, (batch_size,), generator=g)  # never the same drawing
         i2 = torch.where(same, (i1 + step) % n_per_class, torch.randint(n_per_class, (batch_size,), generator=g))
         return Pairs(self.images[c1, i1], self.images[c2, i2], same.float())
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
