@@ -19,18 +19,17 @@ def add_commands(subparsers) -> None:
     defaults = Limits()
     gr = subparsers.add_parser("grade", help="grade a folder of submitted notebooks",
                                description="Grade every NN_slug.ipynb submission in a folder; write grades.csv, "
-                                           "feedback/, results.json and gradescope/ into --out.")
+                                           "feedback/, results.json and gradescope/ into --out. Limits default "
+                                           "to the exercise set's own (else to the values shown).")
     gr.add_argument("submissions", type=Path, help="folder of submitted notebooks (student = file name)")
     gr.add_argument("--exercise", required=True, help="the exercise set, e.g. 01_tasks_and_episodes")
     gr.add_argument("--out", type=Path, required=True, help="folder for the grades (created if needed)")
-    gr.add_argument("--timeout", type=float, default=defaults.timeout,
-                    help=f"wall-clock seconds per submission (default {defaults.timeout:g})")
-    gr.add_argument("--memory-mb", type=int, default=defaults.memory_mb,
-                    help=f"memory limit of a submission's kernel in MB (default {defaults.memory_mb})")
-    gr.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout,
-                    help=f"seconds before a cell is interrupted (default {defaults.cell_timeout:g})")
-    gr.add_argument("--call-timeout", type=float, default=defaults.call_timeout,
-                    help=f"seconds per call of a graded function (default {defaults.call_timeout:g})")
+    gr.add_argument("--timeout", type=float, help=f"wall-clock seconds per submission ({defaults.timeout:g})")
+    gr.add_argument("--memory-mb", type=int, help=f"memory limit of a submission's kernel, MB ({defaults.memory_mb})")
+    gr.add_argument("--cell-timeout", type=float,
+                    help=f"seconds before a cell is interrupted ({defaults.cell_timeout:g})")
+    gr.add_argument("--call-timeout", type=float,
+                    help=f"seconds per call of a graded function ({defaults.call_timeout:g})")
     gr.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     gr.add_argument("--seed", type=int, default=None,
                     help="seed of the hidden inputs (default: fixed by the exercise name)")
@@ -60,8 +59,9 @@ def run_grade(args) -> int:
     from mlcourse.grading import report
     from mlcourse.grading.grader import grade
 
-    limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb, cell_timeout=args.cell_timeout,
-                    call_timeout=args.call_timeout)
+    given = {"timeout": args.timeout, "memory_mb": args.memory_mb, "cell_timeout": args.cell_timeout,
+             "call_timeout": args.call_timeout}
+    limits = {k: v for k, v in given.items() if v is not None}
     start = time.monotonic()
     before = report.snapshot(args.out)
     try:

@@ -39,7 +39,8 @@ def strip_solutions(source: str, where: str, markdown: bool = False) -> tuple[st
                 raise MarkerError(f"{where}, line {n}: {END} without a {BEGIN} before it")
             _, indent, hints = region
             hint = " ".join(hints) or DEFAULT_HINT
-            out.append(indent + (MARKDOWN_STUB if markdown else f"raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})"))
+            stub = MARKDOWN_STUB if markdown else f"raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})"
+            out.append(indent + stub)
             region = None
         elif text.startswith(HINT):
             if region is None:

@@ -13,7 +13,7 @@ import shutil
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -148,7 +148,7 @@ def _kernel_env(scratch: Path, ctx: "_Context", token: str) -> dict[str, str]:
         "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "Agg", "MLCOURSE_QUIET": "1",
         "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(mlcourse.__file__).resolve().parent.parent),
         "CUDA_VISIBLE_DEVICES": "", "MLCOURSE_DEVICE": "cpu", "JUPYTER_PLATFORM_DIRS": "1",
-        "OMP_NUM_THREADS": str(ctx.threads), "MKL_NUM_THREADS": str(ctx.threads),
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # the same float results on any machine, no contention
         "PYDEVD_DISABLE_FILE_VALIDATION": "1", MARKER: token,
     }
     if ctx.omniglot_root:
@@ -229,7 +229,6 @@ class _Context:
     calls: list[dict]
     limits: Limits
     kernels: object
-    threads: int
     omniglot_root: str | None
     omniglot_cache: list[Path]
 
@@ -257,9 +256,10 @@ def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
     notes += [f"cell {i} raised {e}" for i, e in sorted(run.cell_errors.items())
               if 1 <= i <= len(nb.cells)][:20]
     harness_error = run.cell_errors.get(len(nb.cells) + 1)
-    if harness_error and not outputs:
-        status.append("no results from the kernel")
+    if harness_error:
         notes.append(f"the grader's calls failed in your kernel: {harness_error}")
+    if not run.stopped and not outputs and not errors:
+        status.append("no results from the kernel")
     return Graded(student, status, results, notes, seconds=time.monotonic() - start)
 
 
@@ -276,29 +276,45 @@ def omniglot_for_kernels(echo=print) -> tuple[str | None, list[Path]]:
     return str(root.parent), sorted(cache_dir().glob("omniglot*.pt"))
 
 
-def grade(submissions: Path, exercise_name: str, limits: Limits | None = None, jobs: int = 1,
+def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = None, jobs: int = 1,
           seed: int | None = None, echo=print) -> tuple[Exercise, list[Graded], list[str]]:
-    """Grade every notebook in `submissions`: the exercise, the grades (by student), and the files ignored."""
-    limits = limits or Limits()
+    """Grade every notebook in `submissions`: the exercise, the grades (by student), and the files ignored.
+
+    `limits` replaces the exercise set's default limits; a dict overrides only the fields it names.
+    """
     exercise = checks.build(exercise_name, seed)
+    limits = resolve_limits(exercise, limits)
     subs, ignored = read_submissions(Path(submissions))
     root, cache = omniglot_for_kernels(echo) if exercise.uses_omniglot else (None, [])
     calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
              for k, c in exercise.calls.items()]
     kernels_dir = Path(make_scratch())
     try:
-        ctx = _Context(exercise, calls, limits, kernel_spec_dir(kernels_dir), _threads(jobs), root, cache)
+        ctx = _Context(exercise, calls, limits, kernel_spec_dir(kernels_dir), root, cache)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            graded = list(pool.map(lambda s: _announce(grade_submission(s[0], s[1], ctx), exercise, echo), subs))
+            graded = list(pool.map(lambda s: _announce(_safely(s[0], s[1], ctx), exercise, echo), subs))
     finally:
         _remove(kernels_dir)
     return exercise, graded, ignored
 
 
+def resolve_limits(exercise: Exercise, limits: Limits | dict | None) -> Limits:
+    """`limits` itself, or the exercise set's defaults with the fields of a dict replaced."""
+    if isinstance(limits, Limits):
+        return limits
+    return replace(Limits(**exercise.limits), **(limits or {}))
+
+
+def _safely(student: str, raw: bytes | None, ctx: _Context) -> Graded:
+    """grade_submission, and should the grader itself fail on this submission, a zero that says so."""
+    try:
+        return grade_submission(student, raw, ctx)
+    except Exception as err:  # a bug or an environment problem: this submission needs a look, the run goes on
+        problem = f"grader error: {type(err).__name__}: {err}"[:200]
+        voided_all = {fn.name: problem for fn in ctx.exercise.functions}
+        return Graded(student, [problem], score(ctx.exercise, {}, {}, voided_all))
+
+
 def _announce(g: Graded, exercise: Exercise, echo) -> Graded:
     echo(f"  {g.student}: {g.total:g}/{exercise.max_points:g}  {g.status_text}  ({g.seconds:.1f} s)")
     return g
-
-
-def _threads(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))

@@ -96,7 +96,7 @@ def _time_limit(seconds: float):
         raise CallTimeout(f"ran past its time limit of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)  # and again every 0.5 s, should the function catch it
     try:
         yield
     finally:
@@ -127,17 +127,21 @@ def call_one(function, call: dict, time_limit: float) -> list[torch.Tensor]:
 
 def call_all(calls: list[dict], namespace: dict, time_limit: float, on_result=None) -> tuple[dict, dict]:
     """Run every call with the functions found in `namespace`: ({key: tensors}, {key: error})."""
-    outputs, errors = {}, {}
+    outputs, errors, timed_out = {}, {}, set()
     for call in calls:
         key, name = call["key"], call["function"]
         function = namespace.get(name)
         try:
+            if name in timed_out:
+                raise CallTimeout("skipped: an earlier call ran past its time limit")
             if not callable(function):
                 raise NameError(f"{name} is not defined in the notebook" if function is None
                                 else f"{name} is not a function")
             outputs[key] = call_one(function, call, time_limit)
         except BaseException as err:  # SystemExit, CallTimeout, KeyboardInterrupt included: the call failed
             errors[key] = short_error(err)
+            if isinstance(err, CallTimeout):
+                timed_out.add(name)
         if on_result is not None:
             on_result(key, outputs.get(key), errors.get(key))
     return outputs, errors

@@ -50,10 +50,10 @@ def feedback(exercise: Exercise, g: Graded) -> str:
         mine = [r for r in g.results if r.function == fn.name]
         lines += [f"## `{fn.signature}`: {g.points(fn.name):g} / {fn.max_points:g}", ""]
         for r in mine:
-            kind = " (hidden check)" if r.hidden else ""
             mark = "✓" if r.passed else "✗"
-            why = f": {_clean(r.message)}" if r.message else ""
-            lines.append(f"- {mark} {r.name}{kind}, {r.points:g}/{r.max_points:g}{why}")
+            kind = " *(hidden check)*" if r.hidden else ""
+            why = f"  \n  {_clean(r.message)}" if r.message else ""
+            lines.append(f"- {mark} **{r.points:g}/{r.max_points:g}** {r.name}{kind}{why}")
         lines.append("")
     if g.notes:
         lines += ["## Notes", ""] + [f"- {_clean(n)}" for n in g.notes] + [""]
@@ -92,12 +92,14 @@ def _write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; grades are meant to be read
     os.replace(tmp, path)
 
 
 def _write_folder(folder: Path, files: dict[str, str]) -> None:
     """Replace `folder` with exactly `files` (built aside, then swapped in)."""
     new = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-new-"))
+    new.chmod(0o755)
     for name, text in files.items():
         (new / name).write_text(text, encoding="utf-8")
     if folder.is_symlink() or folder.is_file():

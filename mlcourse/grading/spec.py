@@ -68,6 +68,7 @@ class Exercise:
     functions: list[GradedFunction] = field(default_factory=list)
     calls: dict[str, Call] = field(default_factory=dict)
     uses_omniglot: bool = False  # the notebook loads Omniglot: the grader makes it available offline
+    limits: dict = field(default_factory=dict)  # this set's default grading limits (fields of kernel.Limits)
 
     @property
     def max_points(self) -> float:

@@ -36,5 +36,6 @@ def build(exercise: str, seed: int | None = None) -> Exercise:
         if err.name != name:
             raise
         known = ", ".join(available()) or "none"
-        raise ValueError(f"no checks for exercise {exercise!r} (looked for {name}); exercises with checks: {known}") from None
+        raise ValueError(f"no checks for exercise {exercise!r} (looked for {name}); "
+                         f"exercises with checks: {known}") from None
     return module.build(default_seed(exercise) if seed is None else seed)
