@@ -1,0 +1,178 @@
+"""The grader end to end: good, wrong and hostile submissions of chapter 1, each graded right."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+from mlcourse.grading import report
+from mlcourse.grading.checks import build
+from mlcourse.grading.checks.ex01_tasks_and_episodes import REFERENCES
+from mlcourse.grading.grader import grade, parse_notebook, read_results, resolve_limits
+from mlcourse.grading.harness import call_all, encode_args
+from mlcourse.grading.kernel import Limits
+from mlcourse.grading.scoring import score
+from tests.grading.corpus import (EXERCISE, EXERCISES, EXPECTED, GLOBAL_RNG_SAMPLER, PERCENT_ACCURACY,
+                                  SOLUTION, WRONG_NEAREST, functions, hostile, notebook)
+
+LIMITS = Limits(timeout=90, memory_mb=2000, cell_timeout=30, call_timeout=2)
+
+
+def _write(folder, subs):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in subs.items():
+        path = folder / f"{name}.ipynb"
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The whole corpus graded once (two submissions at a time), and the files written."""
+    base = tmp_path_factory.mktemp("grading")
+    subs_dir, out_dir = base / "submissions", base / "out"
+    subs = hostile(out_dir, subs_dir)
+    subs["solution"] = SOLUTION.read_bytes()
+    subs["exercise"] = EXERCISES.read_bytes()
+    _write(subs_dir, subs)
+    (subs_dir / "notes.txt").write_text("not a notebook, and not .ipynb: ignored")
+    before = report.snapshot(out_dir)
+    exercise, results, ignored = grade(subs_dir, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None)
+    strays = sorted(report.snapshot(out_dir) - before)
+    report.write(out_dir, exercise, results)
+    return {"exercise": exercise, "results": {g.student: g for g in results}, "ignored": ignored,
+            "out": out_dir, "subs": subs_dir, "strays": strays}
+
+
+def test_the_solution_gets_full_marks(graded):
+    g = graded["results"]["solution"]
+    assert g.total == graded["exercise"].max_points == 15 and g.status_text == "ok", (g.status_text, g.notes)
+    assert all(r.passed for r in g.results), [r.message for r in g.results if not r.passed]
+
+
+def test_the_exercise_gets_zero_and_the_run_goes_on(graded):
+    g = graded["results"]["exercise"]
+    assert g.total == 0 and g.status_text == "ok"
+    assert all("not written yet" in r.message for r in g.results)
+
+
+@pytest.mark.parametrize("student", [s for s, e in EXPECTED.items() if e is not None])
+def test_each_bad_submission_gets_its_grade_and_status(graded, student):
+    total, status = EXPECTED[student]
+    g = graded["results"][student]
+    assert g.total == total, (g.status_text, [(r.name, r.message) for r in g.results if not r.passed])
+    assert g.status_text.startswith(status), g.status_text
+
+
+def test_a_partly_wrong_submission_gets_what_its_functions_earn(graded):
+    ns = {}
+    exec("import torch\n" + GLOBAL_RNG_SAMPLER + WRONG_NEAREST + PERCENT_ACCURACY, ns)
+    ex = build(EXERCISE)
+    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
+             for k, c in ex.calls.items()]
+    expected = score(ex, *call_all(calls, ns, 5))
+    g = graded["results"]["partly_wrong"]
+    assert [r.points for r in g.results] == [r.points for r in expected]
+    assert 0 < g.total < 15
+
+
+def test_flagged_and_failing_submissions_say_why(graded):
+    results = graded["results"]
+    assert "PixelNearestNeighbour" in " ".join(results["uses_reference"].notes)
+    assert "importlib" in " ".join(results["import_trick"].notes)
+    nearest = [r for r in results["raises"].results if r.function == "nearest_neighbour_predict"]
+    assert all("ValueError: I give up" in r.message for r in nearest)
+    timed = [r for r in results["loops_in_function"].results if r.function == "sample_episode"]
+    assert all("time limit" in r.message for r in timed)
+    assert any("not defined" in r.message for r in results["missing_function"].results)
+
+
+def test_outputs_are_right_despite_a_submission_writing_there(graded):
+    out = graded["out"]
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    assert set(rows) == set(graded["results"]) and "everyone_else" not in rows
+    assert rows["solution"]["total"] == "15" and rows["file_vandal"]["total"] == "15"
+    assert rows["monkeypatch"]["total"] == "9" and rows["fake_score"]["total"] == "0"
+    assert rows["solution"]["sample_episode"] == "7" and rows["solution"]["max"] == "15"
+    assert (out / "feedback" / "monkeypatch.md").read_text().startswith("# 01_tasks_and_episodes: feedback")
+    assert "evil.txt" in graded["strays"] and (out / "evil.txt").exists()  # reported, never mistaken for grades
+    assert graded["ignored"] == ["notes.txt"]
+    assert not list(graded["subs"].glob("*.ipynb"))  # the vandal deleted them all: graded from memory anyway
+
+
+def test_feedback_names_hidden_checks_without_their_inputs(graded):
+    text = (graded["out"] / "feedback" / "partly_wrong.md").read_text()
+    assert "(hidden check)" in text and "reproducible from the generator alone" in text
+    assert "✗" in text and "✓" in text
+    assert "tensor(" not in text and "[[" not in text  # no input or expected values
+
+
+def test_results_json_is_gradescope_style(graded):
+    data = json.loads((graded["out"] / "results.json").read_text())
+    subs = {s["student"]: s for s in data["submissions"]}
+    sol = subs["solution"]
+    assert sol["score"] == sol["max_score"] == 15
+    assert {"name", "score", "max_score", "output", "visibility"} <= set(sol["tests"][0])
+    assert sum(t["score"] for t in subs["partly_wrong"]["tests"]) == subs["partly_wrong"]["score"]
+    one = json.loads((graded["out"] / "gradescope" / "solution.json").read_text())
+    assert one["score"] == 15 and len(one["tests"]) == len(sol["tests"])
+
+
+def test_grading_twice_gives_the_same_grades(graded, tmp_path):
+    again = {"partly_wrong": notebook(*functions(sample_episode=GLOBAL_RNG_SAMPLER,
+                                                 nearest_neighbour_predict=WRONG_NEAREST,
+                                                 episode_accuracy=PERCENT_ACCURACY)),
+             "missing_function": notebook(*functions(episode_accuracy=""))}
+    _write(tmp_path, again)
+    _, results, _ = grade(tmp_path, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None)
+    for g in results:
+        first = graded["results"][g.student]
+        assert [r.points for r in g.results] == [r.points for r in first.results]
+        assert [r.message for r in g.results] == [r.message for r in first.results]
+
+
+def test_limits_stop_what_does_not_end(graded):
+    results = graded["results"]
+    assert results["loops_ignoring_interrupts"].seconds < LIMITS.timeout + 20
+    assert results["memory_hog"].seconds < LIMITS.timeout
+    assert "cell 5" in results["loops_in_cell"].status_text  # the interrupted cell, by its position
+
+
+def test_parse_notebook_refuses_what_is_not_a_notebook():
+    assert parse_notebook(None)[1].startswith("not graded")
+    assert parse_notebook(b"\xff\xfe")[1] == "not a notebook: the file is not JSON"
+    assert parse_notebook(b"[1, 2]")[1].startswith("not a notebook")
+    assert parse_notebook(b'{"nbformat": 4, "cells": [{"cell_type": "weird"}]}')[1].startswith("not a notebook")
+    assert parse_notebook(b'{"nbformat": 2, "worksheets": []}')[1].startswith("old notebook format (nbformat 2)")
+    nb, problem = parse_notebook(SOLUTION.read_bytes())
+    assert problem == "" and nb.cells
+
+
+def test_read_results_takes_plain_tensors_only(tmp_path):
+    torch.save({"c0:0": torch.ones(3), "c0:1": torch.zeros(2)}, tmp_path / "c0.pt")
+    torch.save({"c1:0": [1, 2, 3]}, tmp_path / "c1.pt")  # not a tensor
+    (tmp_path / "c2.pt").write_bytes(b"garbage")
+    (tmp_path / "c3.pt").symlink_to(tmp_path / "c0.pt")  # links are not followed
+    (tmp_path / "errors.json").write_text(json.dumps({"c4": "ValueError: \x1b[31mbad\n" + "x" * 500, "c5": 3}))
+    outputs, errors = read_results(tmp_path, ["c0", "c1", "c2", "c3", "c4", "c5"])
+    assert set(outputs) == {"c0"} and [t.shape for t in outputs["c0"]] == [(3,), (2,)]
+    assert set(errors) == {"c1", "c2", "c4"}
+    assert len(errors["c4"]) <= 200 and "\x1b" not in errors["c4"] and "\n" not in errors["c4"]
+    shutil.rmtree(tmp_path)
+    assert read_results(tmp_path, ["c0"]) == ({}, {})
+
+
+def test_references_pass_every_check():
+    ex = build(EXERCISE)
+    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
+             for k, c in ex.calls.items()]
+    results = score(ex, *call_all(calls, dict(REFERENCES), 5))
+    assert all(r.passed for r in results), [(r.name, r.message) for r in results if not r.passed]
+
+
+def test_limits_come_from_the_exercise_set_unless_given():
+    ex = build(EXERCISE)
+    assert resolve_limits(ex, None) == Limits(timeout=180, cell_timeout=60, call_timeout=10)
+    assert resolve_limits(ex, {"memory_mb": 900}).memory_mb == 900 and resolve_limits(ex, {}).timeout == 180
+    assert resolve_limits(ex, LIMITS) is LIMITS

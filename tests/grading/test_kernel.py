@@ -1,0 +1,50 @@
+"""Running cells in a fresh kernel: errors go on, slow cells are interrupted, limits and leftovers are enforced."""
+
+import os
+import time
+
+import nbformat
+import psutil
+
+from mlcourse.grading.kernel import Limits, kernel_spec_dir, kill_leftovers, run_cells
+
+
+def run(tmp_path, *sources, **limits):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(scratch), "MARK": "m1"}
+    result = run_cells(nb, scratch, env, Limits(**limits), kernel_spec_dir(tmp_path / "kernels"))
+    return result, nb, scratch
+
+
+def test_cells_run_in_scratch_errors_do_not_stop_slow_cells_are_interrupted(tmp_path):
+    result, nb, scratch = run(
+        tmp_path, "import os\nprint(os.getcwd(), os.environ['HOME'])", "1 / 0", "while True:\n    pass",
+        "open('done', 'w').write('yes')", timeout=60, cell_timeout=3)
+    assert result.stopped == ""
+    assert result.cell_errors[1].startswith("ZeroDivisionError")
+    assert result.cell_errors[2].startswith("KeyboardInterrupt")
+    assert (scratch / "done").read_text() == "yes"
+    assert nb.cells[0].outputs == []  # outputs other than errors are not kept
+
+
+def test_memory_limit_and_leftover_processes(tmp_path):
+    spawn = ("import subprocess\n"
+             "p = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+             "open('pid', 'w').write(str(p.pid))")
+    hog = "hoard = []\nwhile True:\n    hoard.append(bytearray(2**24) + bytearray(1))"
+    start = time.monotonic()
+    result, _, scratch = run(tmp_path, spawn, hog, "print('never')", timeout=60, memory_mb=300, cell_timeout=30)
+    assert result.stopped == "memory limit" and result.peak_mb > 300
+    assert time.monotonic() - start < 30
+    pid = int((scratch / "pid").read_text())
+    kill_leftovers(result, ("MARK", "m1"), scratch)
+    psutil.Process(pid).wait(timeout=5) if psutil.pid_exists(pid) else None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_wall_clock_limit(tmp_path):
+    result, _, _ = run(tmp_path, "import time\nwhile True:\n    try:\n        time.sleep(10)\n"
+                                 "    except KeyboardInterrupt:\n        pass", timeout=6, cell_timeout=2)
+    assert result.stopped == "timeout"
