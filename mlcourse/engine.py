@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from mlcourse.data.episodes import EpisodeSampler
 from mlcourse.methods.base import Method
 from mlcourse.models import embed_images
-from mlcourse.utils import get_device, mean_ci, quiet
+from mlcourse.utils import get_device, keep_freed_memory, mean_ci, quiet
 
 
 @dataclass
@@ -43,6 +43,7 @@ def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, de
              progress: bool = False) -> tuple[float, float]:
     """Mean score (accuracy, or MSE) over `n_episodes` episodes and its 95% confidence interval."""
     device = device or next(method.parameters(), torch.empty(0)).device
+    keep_freed_memory()
     was_training = method.training
     method.eval()
     scores = []
@@ -92,6 +93,7 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
           verbose: bool = True) -> History:
     """Meta-train `method` on episodes from `sampler`; resume from `checkpoint` when asked and present."""
     device = device or get_device()
+    keep_freed_memory()
     method.to(device).train()
     optimizer = torch.optim.Adam(method.parameters(), lr=config.outer_lr)
     halve = config.lr_halve_every or config.steps + 1

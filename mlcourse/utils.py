@@ -1,5 +1,8 @@
 """Small helpers shared by every chapter: seeding, device, modes, confidence intervals."""
 
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
 import random
@@ -40,3 +43,20 @@ def mean_ci(values) -> tuple[float, float]:
         raise ValueError("mean_ci needs at least one value")
     half = 1.96 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else float("nan")
     return float(x.mean()), float(half)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory instead of returning it to the OS (Linux only).
+
+    By default every large CPU tensor freed by a training step goes back to the OS, and the next
+    step gets fresh pages that the kernel must zero: on the course's 2-core machine that made a
+    conv4 step six times slower (benchmarks/allocator.py). Returns whether the setting took effect.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl): nothing to do
+        return False
