@@ -17,7 +17,7 @@ def show_images(images: torch.Tensor, titles=None, ncols: int = 10, size: float 
         if i < n:
             ax.imshow(images[i, 0].cpu(), cmap="gray_r", vmin=0, vmax=1)
             if titles:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=6)
     fig.tight_layout()
     return fig
 
