@@ -1,0 +1,240 @@
+"""Checks of chapter 4's exercises: prototypes, the distance logits and the episode loss of a ProtoNet.
+
+The grader draws embeddings from a seed, runs the student's functions on them in the student's
+kernel, and judges the returned tensors here, in its own process, against mlcourse's reference
+implementation (`prototypes`, `squared_euclidean`, cross-entropy and `accuracy`) and against
+properties that any correct solution has.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from mlcourse.grading.judges import expect_shape, single, unpack
+from mlcourse.grading.spec import Exercise, Fail
+from mlcourse.methods.base import accuracy
+from mlcourse.methods.protonet import prototypes, squared_euclidean
+
+EXERCISE = "04_prototypical_networks"
+DIM = 16  # embedding size of the grader's inputs
+
+
+def reference_prototypes(support, support_y, n_way):
+    """mlcourse's class means of the support embeddings."""
+    return prototypes(support, support_y, n_way)
+
+
+def reference_distance_logits(query, protos):
+    """Minus mlcourse's squared Euclidean distances."""
+    return -squared_euclidean(query, protos)
+
+
+def reference_episode_loss(support, support_y, query, query_y, n_way):
+    """Mean cross-entropy of the distance logits, and the accuracy of their argmax."""
+    logits = -squared_euclidean(query, prototypes(support, support_y, n_way))  # (Q, n_way)
+    return F.cross_entropy(logits, query_y), accuracy(logits, query_y)
+
+
+REFERENCES = {
+    "prototypes": reference_prototypes,
+    "distance_logits": reference_distance_logits,
+    "episode_loss": reference_episode_loss,
+}
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, why: str) -> None:
+    """Fail with `why` unless the values agree up to a tolerance relative to their size."""
+    actual, expected = actual.double(), expected.double()
+    if not torch.isfinite(actual).all():
+        raise Fail("returned values that are not finite (nan or inf)")
+    scale = float(expected.abs().max()) if expected.numel() else 1.0
+    if not torch.allclose(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
+        raise Fail(why)
+
+
+def _embeddings(g, n_way, k_shot, n_query, scale=1.0, shuffled=False):
+    """Support and query embeddings around one random centre per class; optionally scaled, or shuffled support."""
+    centres = torch.randn(n_way, DIM, generator=g)
+    support = centres.repeat_interleave(k_shot, 0) + 0.7 * torch.randn(n_way * k_shot, DIM, generator=g)
+    query = centres.repeat_interleave(n_query, 0) + 0.7 * torch.randn(n_way * n_query, DIM, generator=g)
+    support_y = torch.arange(n_way).repeat_interleave(k_shot)  # (n_way * k_shot,)
+    query_y = torch.arange(n_way).repeat_interleave(n_query)  # (n_way * n_query,)
+    if shuffled:
+        perm = torch.randperm(len(support_y), generator=g)
+        support, support_y = support[perm], support_y[perm]
+    return scale * support, support_y, scale * query, query_y, n_way
+
+
+# ---- prototypes ------------------------------------------------------------------------------
+
+def _prototype_checks(ex: Exercise, g: torch.Generator) -> None:
+    fn = ex.function("prototypes", "prototypes(support, support_y, n_way)",
+                     references=("mlcourse.methods.protonet.prototypes",))
+
+    def calls(configs, **kw):
+        args = [_embeddings(g, *cfg, **kw) for cfg in configs]
+        args = [(s, sy, n) for s, sy, _, _, n in args]
+        return [ex.call(fn.name, *a) for a in args], args
+
+    def match(cases, why):
+        def judge(*outs):
+            for out, (s, sy, n) in zip(outs, cases):
+                p = single(out, "prototypes")
+                expect_shape(p, (n, s.shape[1]), "the prototypes", "(n_way, d)")
+                _close(p, reference_prototypes(s, sy, n), why)
+        return judge
+
+    first, first_args = calls([(5, 3, 0), (3, 2, 0)])
+
+    def format_(*outs):
+        for out, (s, _, n) in zip(outs, first_args):
+            p = single(out, "prototypes")
+            expect_shape(p, (n, s.shape[1]), "the prototypes", "(n_way, d)")
+            if not p.is_floating_point():
+                raise Fail("the prototypes should be float tensors, like the embeddings")
+
+    fn.check("returns one float prototype per class, shape (n_way, d)", 1, first, format_, hidden=False)
+    fn.check("each prototype is the mean of its class's support embeddings", 1, first,
+             match(first_args, "a prototype differs from the mean of its class's support embeddings"), hidden=False)
+    keys, args = calls([(5, 1, 0), (30, 2, 0), (1, 4, 0)])
+    fn.check("1-shot, many ways and a single way", 1, keys,
+             match(args, "a prototype differs from the mean of its class's support embeddings"))
+    keys, args = calls([(5, 3, 0), (8, 2, 0)], shuffled=True)
+    fn.check("support set in any order (classes come from support_y)", 1, keys,
+             match(args, "with the support set in another order than class by class, a prototype is not the "
+                         "mean of the embeddings whose label in support_y is its class"))
+    keys, args = calls([(5, 2, 0), (4, 3, 0)], scale=1e3)
+    fn.check("embeddings of any scale (a plain mean, no normalisation)", 1, keys,
+             match(args, "with large embeddings the prototypes are not the plain means: do not normalise"))
+
+
+# ---- distance logits -------------------------------------------------------------------------
+
+def _logits(out, n_queries, n_way):
+    logits = single(out, "logits")
+    expect_shape(logits, (n_queries, n_way), "the logits", "(n_queries, n_way)")
+    return logits
+
+
+def _distance_checks(ex: Exercise, g: torch.Generator) -> None:
+    fn = ex.function("distance_logits", "distance_logits(query, prototypes)",
+                     references=("mlcourse.methods.protonet.squared_euclidean",), flag_names=("squared_euclidean",))
+
+    def case(n_queries, n_way, scale=1.0):
+        return scale * torch.randn(n_queries, DIM, generator=g), scale * torch.randn(n_way, DIM, generator=g)
+
+    def match(cases, why):
+        def judge(*outs):
+            for out, (q, p) in zip(outs, cases):
+                _close(_logits(out, len(q), len(p)), reference_distance_logits(q, p), why)
+        return judge
+
+    first_args = [case(15, 5), case(6, 3)]
+    first = [ex.call(fn.name, *a) for a in first_args]
+
+    def format_(*outs):
+        for out, (q, p) in zip(outs, first_args):
+            logits = _logits(out, len(q), len(p))
+            if not logits.is_floating_point():
+                raise Fail("the logits should be float")
+            if (logits > 1e-6).any():
+                raise Fail("the logits should be minus distances, never positive: nearer prototypes get higher logits")
+
+    fn.check("returns (n_queries, n_way) logits that are never positive", 1, first, format_, hidden=False)
+    fn.check("the logits are minus the squared Euclidean distances", 1, first,
+             match(first_args, "the logits differ from minus the squared Euclidean distances "
+                               "(squared, not the distance itself; summed over the dimensions, not averaged)"),
+             hidden=False)
+    args = [case(1, 5), case(4, 50), case(3, 1)]
+    fn.check("a single query, many ways and a single way", 1, [ex.call(fn.name, *a) for a in args],
+             match(args, "the logits differ from minus the squared Euclidean distances"))
+    args = [case(10, 5, scale=100.0), case(8, 4, scale=0.01)]
+    fn.check("embeddings of unequal scales (Euclidean, not cosine)", 1, [ex.call(fn.name, *a) for a in args],
+             match(args, "for very large or very small embeddings the logits differ from minus the squared "
+                         "Euclidean distances: do not normalise the embeddings"))
+
+    q, p = case(12, 5)
+    perm = torch.randperm(len(q), generator=g)
+    outlier = 30 * torch.randn(1, DIM, generator=g)
+    alone = [ex.call(fn.name, q, p), ex.call(fn.name, q[perm], p), ex.call(fn.name, q[:1], p),
+             ex.call(fn.name, torch.cat([q, outlier]), p)]
+
+    def independent(whole, permuted, one, more):
+        whole = _logits(whole, len(q), len(p))
+        why = "a query's logits depend on the other queries: score each query on its own"
+        _close(_logits(permuted, len(q), len(p)), whole[perm], why)
+        _close(_logits(one, 1, len(p)), whole[:1], why)
+        _close(_logits(more, len(q) + 1, len(p))[:-1], whole, why)
+
+    fn.check("each query scored on its own (order and number of queries do not matter)", 1, alone, independent)
+
+
+# ---- the episode loss ------------------------------------------------------------------------
+
+def _loss_and_accuracy(out):
+    loss, acc = unpack(out, ("loss", "accuracy"))
+    for t, name in ((loss, "the loss"), (acc, "the accuracy")):
+        if t.numel() != 1:
+            raise Fail(f"{name} should be a single number (a 0-dim tensor or a float)")
+    return loss.reshape(()), acc.reshape(())
+
+
+def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
+    fn = ex.function("episode_loss", "episode_loss(support, support_y, query, query_y, n_way)",
+                     references=("mlcourse.methods.protonet.ProtoNet",), flag_names=("ProtoNet",))
+
+    def match(cases, what=("loss", "accuracy")):
+        def judge(*outs):
+            for out, args in zip(outs, cases):
+                loss, acc = _loss_and_accuracy(out)
+                ref_loss, ref_acc = reference_episode_loss(*args)
+                if "loss" in what:
+                    _close(loss, ref_loss, "the loss differs from the mean cross-entropy of the distance logits "
+                                           "(a mean over the queries, not a sum)")
+                if "accuracy" in what:
+                    _close(acc, ref_acc, "the accuracy differs from the share of queries whose nearest "
+                                         "prototype is their class (a number in [0, 1])")
+        return judge
+
+    first_args = [_embeddings(g, 5, 2, 4), _embeddings(g, 3, 3, 2)]
+    first = [ex.call(fn.name, *a) for a in first_args]
+
+    def format_(*outs):
+        for out in outs:
+            loss, acc = _loss_and_accuracy(out)
+            if not (loss.is_floating_point() and float(loss) >= 0):
+                raise Fail("the loss should be a float, at least 0 (a cross-entropy)")
+            if not 0 <= float(acc) <= 1:
+                raise Fail("the accuracy should be a share in [0, 1], not a percentage or a count")
+
+    fn.check("returns (loss, accuracy): two numbers", 1, first, format_, hidden=False)
+    fn.check("the loss is the mean cross-entropy of the distance logits", 1, first, match(first_args, ("loss",)),
+             hidden=False)
+    args = [_embeddings(g, 5, 1, 3), _embeddings(g, 20, 1, 2), _embeddings(g, 5, 5, 1, scale=3.0)]
+    fn.check("loss and accuracy on 1-shot, many-way and 5-shot episodes", 1, [ex.call(fn.name, *a) for a in args],
+             match(args))
+
+    s, sy, q, qy, n = _embeddings(g, 5, 3, 3)
+    sp, qp = torch.randperm(len(sy), generator=g), torch.randperm(len(qy), generator=g)
+    orders = [ex.call(fn.name, s, sy, q, qy, n), ex.call(fn.name, s[sp], sy[sp], q[qp], qy[qp], n)]
+    reference = reference_episode_loss(s, sy, q, qy, n)
+
+    def any_order(whole, shuffled):
+        loss, acc = _loss_and_accuracy(whole)
+        loss2, acc2 = _loss_and_accuracy(shuffled)
+        _close(loss2, loss, "shuffling the support set or the queries (with their labels) changed the loss")
+        _close(acc2, acc, "shuffling the support set or the queries (with their labels) changed the accuracy")
+        _close(loss2, reference[0], "with the support set and the queries in any order, the loss differs "
+                                    "from the mean cross-entropy of the distance logits")
+
+    fn.check("support set and queries in any order", 1, orders, any_order)
+
+
+def build(seed: int) -> Exercise:
+    """Chapter 4's graded functions, the grader's calls (inputs drawn from `seed`) and the checks."""
+    # the solution trains a small network on Omniglot for about a minute on a laptop CPU
+    ex = Exercise(EXERCISE, uses_omniglot=True, limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})
+    g = torch.Generator().manual_seed(seed)
+    _prototype_checks(ex, g)
+    _distance_checks(ex, g)
+    _loss_checks(ex, g)
+    return ex
