@@ -1,0 +1,159 @@
+"""Checks of chapter 3's exercises: the attention of a matching network and its attention-weighted prediction.
+
+The grader draws embeddings and weights from a seed, runs the student's functions on them in the
+student's kernel, and judges the returned tensors here, in its own process, against mlcourse's
+reference implementation (`attention`, `attend_labels`) and against properties that any correct
+solution has.
+"""
+
+import torch
+
+from mlcourse.grading.judges import expect_shape, single
+from mlcourse.grading.spec import Exercise, Fail
+from mlcourse.methods.matching import attend_labels, attention
+
+EXERCISE = "03_matching_networks"
+DIM = 16  # embedding size of the grader's inputs
+
+
+def reference_attention(query, support, scale):
+    """mlcourse's softmax over the support of scaled cosine similarities."""
+    return attention(query, support, scale)
+
+
+def reference_matching_predict(weights, support_y, n_way):
+    """mlcourse's attention-weighted sum of one-hot support labels."""
+    return attend_labels(weights, support_y, n_way)
+
+
+REFERENCES = {"attention": reference_attention, "matching_predict": reference_matching_predict}
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, why: str) -> None:
+    """Fail with `why` unless the values agree (they are probabilities: an absolute tolerance)."""
+    if not torch.isfinite(actual.double()).all():
+        raise Fail("returned values that are not finite (nan or inf)")
+    if not torch.allclose(actual.double(), expected.double(), rtol=1e-4, atol=1e-5):
+        raise Fail(why)
+
+
+def _rows(out, n_rows, n_cols, what, formula):
+    t = single(out, what)
+    expect_shape(t, (n_rows, n_cols), what, formula)
+    return t
+
+
+# ---- attention -------------------------------------------------------------------------------
+
+def _attention_checks(ex: Exercise, g: torch.Generator) -> None:
+    fn = ex.function("attention", "attention(query, support, scale)",
+                     references=("mlcourse.methods.matching.attention", "mlcourse.methods.protonet.cosine_similarity"))
+
+    def case(n_queries, n_support, scale, unequal=False):
+        q, s = torch.randn(n_queries, DIM, generator=g), torch.randn(n_support, DIM, generator=g)
+        if unequal:  # each embedding multiplied by its own factor in about [0.01, 100]
+            q = q * torch.exp(2 * torch.randn(n_queries, 1, generator=g))
+            s = s * torch.exp(2 * torch.randn(n_support, 1, generator=g))
+        return q, s, scale
+
+    def match(cases, why):
+        def judge(*outs):
+            for out, (q, s, scale) in zip(outs, cases):
+                w = _rows(out, len(q), len(s), "the attention weights", "(n_queries, n_support)")
+                _close(w, reference_attention(q, s, scale), why)
+        return judge
+
+    why = "the weights differ from a softmax over the support set of scale times the cosine similarities"
+    first_args = [case(6, 10, 1.0), case(3, 4, 1.0)]
+    first = [ex.call(fn.name, *a) for a in first_args]
+
+    def format_(*outs):
+        for out, (q, s, _) in zip(outs, first_args):
+            w = _rows(out, len(q), len(s), "the attention weights", "(n_queries, n_support)")
+            if not w.is_floating_point() or (w < 0).any() or not torch.allclose(w.double().sum(1),
+                                                                                  torch.ones(len(q)).double()):
+                raise Fail("each query's weights should be at least 0 and sum to 1 over the support set")
+
+    fn.check("returns (n_queries, n_support) weights, each row summing to 1", 1, first, format_, hidden=False)
+    fn.check("a softmax over the cosine similarities", 1, first, match(first_args, why), hidden=False)
+    cases = [case(5, 8, 10.0), case(4, 6, 0.5), case(2, 5, 30.0)]
+    fn.check("other scales (the similarities are multiplied by scale before the softmax)", 1,
+             [ex.call(fn.name, *a) for a in cases], match(cases, why))
+    cases = [case(6, 9, 5.0, unequal=True), case(4, 1, 1.0), case(1, 60, 5.0)]
+    fn.check("embeddings of unequal lengths (cosine, not dot product), one or many support images", 1,
+             [ex.call(fn.name, *a) for a in cases],
+             match(cases, why + ": normalise each embedding to unit length before the dot products"))
+
+    q, s, scale = case(10, 8, 5.0)
+    perm = torch.randperm(len(q), generator=g)
+    keys = [ex.call(fn.name, q, s, scale), ex.call(fn.name, q[perm], s, scale), ex.call(fn.name, q[:1], s, scale)]
+
+    def independent(whole, permuted, one):
+        whole = _rows(whole, len(q), len(s), "the attention weights", "(n_queries, n_support)")
+        why = "a query's weights depend on the other queries: softmax over the support set, one query at a time"
+        _close(_rows(permuted, len(q), len(s), "the attention weights", "(n_queries, n_support)"), whole[perm], why)
+        _close(_rows(one, 1, len(s), "the attention weights", "(n_queries, n_support)"), whole[:1], why)
+
+    fn.check("each query attends on its own (order and number of queries do not matter)", 1, keys, independent)
+
+
+# ---- attention-weighted prediction -----------------------------------------------------------
+
+def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
+    fn = ex.function("matching_predict", "matching_predict(weights, support_y, n_way)",
+                     references=("mlcourse.methods.matching.attend_labels", "mlcourse.methods.matching.MatchingNet"),
+                     flag_names=("attend_labels", "MatchingNet"))
+
+    def case(n_queries, n_way, k_shot, shuffled=False):
+        support_y = torch.arange(n_way).repeat_interleave(k_shot)
+        if shuffled:
+            support_y = support_y[torch.randperm(len(support_y), generator=g)]
+        weights = torch.softmax(3 * torch.randn(n_queries, len(support_y), generator=g), dim=1)
+        return weights, support_y, n_way
+
+    def match(cases, why):
+        def judge(*outs):
+            for out, (w, sy, n) in zip(outs, cases):
+                p = _rows(out, len(w), n, "the class probabilities", "(n_queries, n_way)")
+                _close(p, reference_matching_predict(w, sy, n), why)
+        return judge
+
+    why = "a class's probability differs from the sum of the weights of that class's support images"
+    first_args = [case(5, 5, 2), case(4, 3, 1)]
+    first = [ex.call(fn.name, *a) for a in first_args]
+
+    def format_(*outs):
+        for out, (w, _, n) in zip(outs, first_args):
+            p = _rows(out, len(w), n, "the class probabilities", "(n_queries, n_way)")
+            if not p.is_floating_point() or not torch.allclose(p.double().sum(1), torch.ones(len(w)).double()):
+                raise Fail("each query's class probabilities should be floats that sum to 1")
+
+    fn.check("returns (n_queries, n_way) probabilities, each row summing to 1", 1, first, format_, hidden=False)
+    fn.check("each class gets the summed weight of its support images", 1, first, match(first_args, why),
+             hidden=False)
+    cases = [case(6, 5, 5), case(3, 30, 1), case(4, 1, 3), case(5, 6, 3, shuffled=True)]
+    fn.check("k-shot, many ways, a single way, the support set in any order", 1,
+             [ex.call(fn.name, *a) for a in cases],
+             match(cases, why + " (take the classes from support_y; no second softmax)"))
+
+    w, sy, n = case(9, 5, 2)
+    perm = torch.randperm(len(w), generator=g)
+    keys = [ex.call(fn.name, w, sy, n), ex.call(fn.name, w[perm], sy, n), ex.call(fn.name, w[:1], sy, n)]
+
+    def independent(whole, permuted, one):
+        whole = _rows(whole, len(w), n, "the class probabilities", "(n_queries, n_way)")
+        why = "a query's probabilities depend on the other queries: predict each query on its own"
+        _close(_rows(permuted, len(w), n, "the class probabilities", "(n_queries, n_way)"), whole[perm], why)
+        _close(_rows(one, 1, n, "the class probabilities", "(n_queries, n_way)"), whole[:1], why)
+
+    fn.check("each query predicted on its own", 1, keys, independent)
+
+
+def build(seed: int) -> Exercise:
+    """Chapter 3's graded functions, the grader's calls (inputs drawn from `seed`) and the checks."""
+    # the solution trains a small network on Omniglot for under a minute on a laptop CPU
+    ex = Exercise(EXERCISE, uses_omniglot=True, limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})
+    g = torch.Generator().manual_seed(seed)
+    _attention_checks(ex, g)
+    _predict_checks(ex, g)
+    return ex
