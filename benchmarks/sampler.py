@@ -4,6 +4,7 @@ Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/sampler.py (writes
 Target (issue 2): sampling under 2% of a training step on a 2-core CPU.
 """
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -29,7 +30,8 @@ def main() -> None:
     method = ProtoNet()
     optimizer = torch.optim.Adam(method.parameters())
     lines = [f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-             f"torch {torch.__version__}; training step: prototypical network, conv4, Adam.", "",
+             f"torch {torch.__version__}; training step: prototypical network, conv4, Adam; "
+             f"load average before the run {os.getloadavg()[0]:.1f} (above 0.5: other jobs shared the CPU).", "",
              "| episode | episodes/s | training steps/s | sampling share of a step |", "|---|---|---|---|"]
     for n_way, k_shot, n_query in [(5, 1, 15), (20, 5, 15)]:
         sampler = EpisodeSampler(images, n_way, k_shot, n_query, seed=0)
