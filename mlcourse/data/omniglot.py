@@ -7,6 +7,10 @@ Where the data is looked for, in order:
 
 The preprocessed images (uint8, ink = 255) are cached as one tensor file under the user cache,
 never next to a read-only copy of the data.
+
+The class lists of the `vinyals` split (Snell et al. 2017, MIT) ship with the package in
+`mlcourse/data/splits/vinyals/`; a data folder's own `splits/vinyals/` takes precedence. So the two
+official zips alone are a complete setup, for both splits.
 """
 
 import hashlib
@@ -30,6 +34,8 @@ SIZE = 28
 CACHE_VERSION = 1  # bump when the preprocessing below changes
 # The 5 background alphabets held out for validation in the `lake` split (every 6th, sorted).
 LAKE_VAL_EVERY = 6
+# The vinyals class lists that ship with the package: train.txt, val.txt, test.txt (trainval = train + val).
+PACKAGE_SPLITS = Path(__file__).parent / "splits" / "vinyals"
 
 
 class OmniglotError(RuntimeError):
@@ -80,12 +86,15 @@ def find_omniglot(download: bool = True) -> Path:
 
 
 def _not_found_message(roots: list[Path], why: str) -> str:
+    from torchvision.datasets import Omniglot
+
     looked = "\n".join(f"  - {r}/{{images_background,images_evaluation}}[.zip]" for r in roots)
+    urls = " and ".join(f"{Omniglot.download_url_prefix}/{part}.zip" for part in PARTS)
     return (
         f"Omniglot was not found; looked in:\n{looked}\nand {why}.\n"
-        "Fix: set MLCOURSE_DATA to a folder holding omniglot/images_background.zip and "
-        "omniglot/images_evaluation.zip (or the unpacked folders), e.g. "
-        "`export MLCOURSE_DATA=../shared/data`, or connect to the internet for the download."
+        f"Fix: download {urls} into {roots[-1]}/ (keep them zipped; the split lists ship with "
+        "mlcourse), or set MLCOURSE_DATA to the folder that holds omniglot/ with those two zips (or "
+        "their unpacked folders) in it, or connect to the internet and run again to download them."
     )
 
 
@@ -206,14 +215,26 @@ def split_classes(split: str, part: str, names: list[str], root: Path | None = N
     raise ValueError(f"unknown split {split!r}: use 'vinyals' (paper tables) or 'lake' (background/evaluation)")
 
 
+def vinyals_lists(root: Path) -> Path:
+    """The folder the vinyals class lists are read from: the data folder's own, else the package's copy."""
+    own = root / "splits" / "vinyals"
+    return own if own.is_dir() else PACKAGE_SPLITS
+
+
 def _vinyals_classes(part: str, root: Path) -> list[str]:
     if part not in {"train", "val", "trainval", "test"}:
         raise ValueError(f"unknown part {part!r} of the vinyals split: use train, val, trainval or test")
-    path = root / "splits" / "vinyals" / f"{part}.txt"
+    folder = vinyals_lists(root)
+    path = folder / f"{part}.txt"
+    if part == "trainval" and not path.is_file():  # the package ships train and val only
+        return _vinyals_classes("train", root) + _vinyals_classes("val", root)
     if not path.is_file():
-        raise OmniglotError(f"the vinyals split list {path} is missing. Put the split files of Snell et al.'s "
-                            "prototypical-networks code (train/val/trainval/test.txt) in "
-                            f"{root / 'splits' / 'vinyals'}, or use split='lake'.")
+        if folder == PACKAGE_SPLITS:
+            raise OmniglotError(f"the vinyals split list {path} that ships with mlcourse is missing: the "
+                                "installation is incomplete. Reinstall mlcourse, or use split='lake'.")
+        raise OmniglotError(f"the vinyals split list {path} is missing. The data folder's {folder} takes "
+                            "precedence over the lists that ship with mlcourse: add train.txt, val.txt and "
+                            "test.txt there, or remove that folder to use the package's lists.")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -1,7 +1,9 @@
 """Omniglot: counts, splits, pixel conventions, and clear errors for missing or broken data."""
 
 import hashlib
+import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,3 +127,80 @@ def test_unpacked_folder_reads_like_the_zip(tmp_path):
     from_folder = omniglot._list_pngs(tmp_path, "images_evaluation")
     assert from_zip.keys() == from_folder.keys() and len(from_zip) == 13180
     assert all(from_zip[k] == from_folder[k] for k in list(from_zip)[:200])
+
+
+@pytest.fixture(scope="module")
+def real_root():
+    """The Omniglot folder of this session, found before a test changes the environment."""
+    try:
+        return omniglot.find_omniglot(download=False)
+    except OmniglotError as err:
+        pytest.skip(f"no Omniglot in this session: {err}")
+
+
+def test_download_into_an_empty_cache_is_a_complete_setup(real_root, tmp_path, monkeypatch):
+    """A new user: no MLCOURSE_DATA, an empty cache, only the two zips downloaded; both splits work."""
+    import torchvision.datasets.utils as tv_utils
+
+    if not all((real_root / f"{part}.zip").is_file() for part in omniglot.PARTS):
+        pytest.skip(f"{real_root} holds unpacked folders, not the two zips a download gives")
+    fetched = []
+
+    def fake_download(url, root, filename, md5):  # the official zips, copied instead of fetched
+        assert url.endswith("/" + filename)
+        fetched.append(filename)
+        shutil.copyfile(real_root / filename, Path(root) / filename)
+
+    monkeypatch.delenv("MLCOURSE_DATA", raising=False)
+    monkeypatch.setenv("MLCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tv_utils, "download_url", fake_download)
+    train = load_omniglot("vinyals", "train")
+    target = tmp_path / "cache" / "data" / "omniglot"
+    assert fetched == ["images_background.zip", "images_evaluation.zip"]
+    assert sorted(p.name for p in target.iterdir()) == fetched  # no split lists in the data folder
+    assert len(train) == 4112 and train.classes == (omniglot.PACKAGE_SPLITS / "train.txt").read_text().split()
+    sizes = {part: len(load_omniglot("vinyals", part)) for part in ("val", "trainval", "test")}
+    assert sizes == {"val": 688, "trainval": 4800, "test": 1692}
+    assert len(load_omniglot("lake", "train")) + len(load_omniglot("lake", "val")) == 964
+    assert len(load_omniglot("lake", "test")) == 659
+    assert fetched == ["images_background.zip", "images_evaluation.zip"]  # downloaded once
+
+
+def test_data_folder_without_splits_uses_the_package_lists(tmp_path):
+    assert omniglot.vinyals_lists(tmp_path) == omniglot.PACKAGE_SPLITS
+    parts = {p: omniglot._vinyals_classes(p, tmp_path) for p in ("train", "val", "trainval", "test")}
+    assert {p: len(v) for p, v in parts.items()} == {"train": 4112, "val": 688, "trainval": 4800, "test": 1692}
+    assert parts["trainval"] == parts["train"] + parts["val"]
+
+
+def test_data_folder_lists_take_precedence(tmp_path):
+    own = tmp_path / "splits" / "vinyals"
+    own.mkdir(parents=True)
+    (own / "train.txt").write_text("Alpha/character01/rot000\nAlpha/character01/rot090\n")
+    assert omniglot._vinyals_classes("train", tmp_path) == ["Alpha/character01/rot000", "Alpha/character01/rot090"]
+    with pytest.raises(OmniglotError, match="precedence") as err:  # never mixed with the package's lists
+        omniglot._vinyals_classes("val", tmp_path)
+    assert str(own / "val.txt") in str(err.value)
+
+
+def test_package_lists_equal_the_data_folder_copy(real_root):
+    theirs = real_root / "splits" / "vinyals"
+    if not theirs.is_dir():
+        pytest.skip(f"{real_root} has no splits/vinyals/ to compare the package's copy with")
+    ours = omniglot.PACKAGE_SPLITS
+    for name in ("train.txt", "val.txt", "test.txt", "LICENSE"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    if (theirs / "trainval.txt").is_file():  # the package derives trainval as train + val
+        derived = (ours / "train.txt").read_bytes() + (ours / "val.txt").read_bytes()
+        assert (theirs / "trainval.txt").read_bytes() == derived
+
+
+def test_not_found_says_where_to_put_the_data(empty_env, tmp_path):
+    from torchvision.datasets import Omniglot
+
+    with pytest.raises(OmniglotError) as err:
+        load_omniglot(download=False)
+    message = str(err.value)
+    assert f"into {tmp_path / 'cache' / 'data' / 'omniglot'}/" in message  # the cache a download would fill
+    assert f"{Omniglot.download_url_prefix}/images_evaluation.zip" in message and "MLCOURSE_DATA" in message
+    assert "shared" not in message.replace(str(tmp_path), "")  # no path that exists only on the course's machines
