@@ -7,7 +7,7 @@ EXERCISE ?= 01_tasks_and_episodes
 SUBMISSIONS ?= submissions/$(EXERCISE)
 OUT ?= grades/$(EXERCISE)
 
-.PHONY: book test lab exercises grade clean
+.PHONY: book test lab exercises grade runs clean
 
 $(READY): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(READY)
 
 lab: $(READY)
 	$(VENV)/bin/jupyter lab
+
+runs: $(READY)
+	$(PY) -m mlcourse runs
 
 exercises: $(READY)
 	$(PY) -m mlcourse exercises

@@ -1,9 +1,9 @@
-"""`python -m mlcourse train` and `evaluate`: long runs outside notebooks, with checkpoints and resume."""
+"""`python -m mlcourse train`, `evaluate` and `runs`: training outside notebooks, and the chapters' finished runs."""
 
 import dataclasses
 from pathlib import Path
 
-from mlcourse import configs
+from mlcourse import configs, runs
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.engine import evaluate, load_checkpoint, train
 from mlcourse.utils import full_mode, get_device, seed_everything
@@ -35,6 +35,13 @@ def add_commands(commands) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device")
     e.set_defaults(run=run_evaluate)
+
+    r = commands.add_parser("runs", help="train again the finished runs that the chapters replay (`make runs`)")
+    r.add_argument("names", nargs="*", help="runs to train (default: all of them)")
+    r.add_argument("--full", action="store_true", help="the full-mode runs (published settings, for a GPU)")
+    r.add_argument("--list", action="store_true", help="list the runs and whether each is saved, then stop")
+    r.add_argument("--device", help="cpu, cuda, ... (default: a GPU when present)")
+    r.set_defaults(run=run_runs)
 
 
 def _config_from_args(args) -> configs.RunConfig:
@@ -73,4 +80,21 @@ def run_evaluate(args) -> int:
     mean, ci = evaluate(method.to(device), sampler, args.episodes, device=device, progress=True)
     print(f"{config.method}, {args.n_way}-way {args.k_shot}-shot on {config.split} test classes: "
           f"{100 * mean:.2f} ± {100 * ci:.2f} % ({args.episodes} episodes, step {state['step']})")
+    return 0
+
+
+def run_runs(args) -> int:
+    full = args.full or full_mode()
+    registry = runs.registry(full)
+    unknown = sorted(set(args.names) - set(registry))
+    if unknown:
+        raise SystemExit(f"unknown run(s) {', '.join(unknown)}; the runs are: {', '.join(registry)}")
+    for name in args.names or registry:
+        path = runs.run_path(name, full)
+        if args.list:
+            print(f"{name:24} {'saved' if path.is_file() else 'missing'}  {path}")
+            continue
+        print(f"training {name}: {registry[name]}")
+        run = runs.train_run(name, registry[name], path, device=args.device)
+        print(f"saved {path} ({run.made['wall_s'] / 60:.1f} min)")
     return 0

@@ -133,8 +133,7 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
                 history.val_metric.append(mean)
                 history.val_ci.append(ci)
                 if verbose:
-                    bar.write(f"step {done}: train loss {_recent(history.loss):.3f}, "
-                              f"val {method.metric} {mean:.4f} ± {ci:.4f}")
+                    bar.write(validation_line(history, -1, method.metric))
             if config.val_every and done % config.val_every == 0 or (
                     config.checkpoint_every and done % config.checkpoint_every == 0):
                 save(done)
@@ -147,10 +146,17 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
     return history
 
 
-def _recent(values: list[float], n: int = 100) -> float:
-    """Mean of the last `n` values, a readable summary of a noisy training curve."""
-    tail = values[-n:]
-    return sum(tail) / len(tail)
+def validation_line(history: History, i: int, metric: str = "accuracy") -> str:
+    """Validation `i` of a run: its step, the mean training loss of the 100 steps before it, the score."""
+    step = history.val_step[i]
+    recent = history.loss[:step][-100:]
+    return (f"step {step}: train loss {sum(recent) / len(recent):.3f}, "
+            f"val {metric} {history.val_metric[i]:.4f} ± {history.val_ci[i]:.4f}")
+
+
+def validation_report(history: History, metric: str = "accuracy") -> str:
+    """Every validation of a run, one line each (what training printed as it went)."""
+    return "\n".join(validation_line(history, i, metric) for i in range(len(history.val_step)))
 
 
 # The four settings of the published Omniglot tables: (n_way, k_shot).

@@ -26,14 +26,19 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def truthy_env(name: str) -> bool:
+    """True when the environment variable `name` is set to 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def full_mode() -> bool:
     """True when $MLCOURSE_FULL asks for the published (GPU-sized) settings instead of quick mode."""
-    return os.environ.get("MLCOURSE_FULL", "").strip().lower() in {"1", "true", "yes", "on"}
+    return truthy_env("MLCOURSE_FULL")
 
 
 def quiet() -> bool:
     """True when progress bars should stay silent ($MLCOURSE_QUIET=1, set by the test suite)."""
-    return os.environ.get("MLCOURSE_QUIET", "").strip().lower() in {"1", "true", "yes", "on"}
+    return truthy_env("MLCOURSE_QUIET")
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -43,6 +48,16 @@ def mean_ci(values) -> tuple[float, float]:
         raise ValueError("mean_ci needs at least one value")
     half = 1.96 * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else float("nan")
     return float(x.mean()), float(half)
+
+
+def compare(a: tuple[float, float], b: tuple[float, float], names: tuple[str, str] = ("A", "B")) -> str:
+    """The book's rule for two (mean, 95% CI) results: they differ only when their intervals do not overlap."""
+    (ma, ca), (mb, cb) = a, b
+    shown = f"{names[0]} {100 * ma:.1f} ± {100 * ca:.1f} %, {names[1]} {100 * mb:.1f} ± {100 * cb:.1f} %"
+    if abs(ma - mb) <= ca + cb:
+        return f"{shown}: the intervals overlap, so these test episodes do not tell the two apart"
+    higher = names[0] if ma > mb else names[1]
+    return f"{shown}: the intervals do not overlap, {higher} is higher"
 
 
 @functools.cache

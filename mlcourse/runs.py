@@ -1,0 +1,136 @@
+"""Finished training runs that the chapters replay: trained once, committed, loaded by default.
+
+A chapter asks for a run by name and passes the config it shows. When a committed run of that
+name exists and was made with exactly that config, it is loaded (weights and history); otherwise,
+or when retraining is asked for (`MLCOURSE_RETRAIN=1` or `retrain=True`), it is trained now and
+saved. `python -m mlcourse runs` (`make runs`) retrains every run that the chapters use.
+"""
+
+import dataclasses
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mlcourse import configs
+from mlcourse.configs import RunConfig
+from mlcourse.engine import History, train
+from mlcourse.methods.base import Method
+from mlcourse.utils import full_mode, get_device, seed_everything, truthy_env
+
+RUNS_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "runs"
+
+
+@dataclass
+class Run:
+    """A finished run: the trained method, what happened while it trained, and how it was made."""
+
+    name: str
+    method: Method
+    history: History
+    made: dict  # steps, wall time, device, torch version, command, date
+    loaded: bool  # True when replayed from the committed file, False when trained just now
+
+
+def registry(full: bool = False) -> dict[str, RunConfig]:
+    """Every run a chapter shows, by name (quick mode, or the full-mode settings)."""
+    runs = {name: configs.preset(name, full) for name in ("siamese", "matching", "protonet")}
+    runs.update(configs.fce_comparison(runs["matching"], full))
+    runs.update(configs.protonet_ablations(runs["protonet"]))
+    return runs
+
+
+def runs_dir() -> Path:
+    """Where finished runs live: $MLCOURSE_RUNS, else `notebooks/runs/` of this checkout."""
+    return Path(os.environ.get("MLCOURSE_RUNS") or RUNS_DIR)
+
+
+def run_path(name: str, full: bool | None = None) -> Path:
+    """The file of run `name`; full-mode runs are kept apart from the committed quick-mode ones."""
+    full = full_mode() if full is None else full
+    return runs_dir() / f"{name}{'-full' if full else ''}.pt"
+
+
+def retrain_requested() -> bool:
+    """True when $MLCOURSE_RETRAIN asks every chapter to train its runs from scratch."""
+    return truthy_env("MLCOURSE_RETRAIN")
+
+
+def replay(name: str, config: RunConfig, retrain: bool = False, device=None, full: bool | None = None) -> Run:
+    """Run `name` loaded from its committed file when its config equals `config`; else trained now and saved."""
+    path = run_path(name, full)
+    reason = _why_train(path, config, retrain or retrain_requested())
+    if reason is None:
+        run = load_run(name, path, device)
+        print(f"{name}: loaded the finished run made by `{run.made['command']}` "
+              f"({_describe(run.made)}); MLCOURSE_RETRAIN=1 trains it again")
+        return run
+    print(f"{name}: training now ({reason})")
+    return train_run(name, config, path, device)
+
+
+def _why_train(path: Path, config: RunConfig, retrain: bool) -> str | None:
+    """Why the run at `path` cannot be replayed for `config` (None: it can)."""
+    if retrain:
+        return "retraining was asked for"
+    if not path.is_file():
+        return f"no finished run at {path}"
+    stored = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    wanted = configs.to_dict(config)
+    if stored != wanted:
+        changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
+        return f"the stored run was made with other settings ({', '.join(changed)})"
+    return None
+
+
+def train_run(name: str, config: RunConfig, path: Path | None = None, device=None, verbose: bool = True) -> Run:
+    """Train `config` from scratch (seeded as in the chapters) and save it as a finished run."""
+    device = get_device(device)
+    seed_everything(config.train.seed)
+    method, sampler, val_sampler = configs.build(config, seed=config.train.seed)
+    start = time.perf_counter()
+    history = train(method, sampler, config.train, val_sampler, device=device, verbose=verbose)
+    made = {
+        "command": f"python -m mlcourse runs {name}" + (" --full" if path and path.stem.endswith("-full") else ""),
+        "steps": config.train.steps,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "device": _device_name(device),
+        "torch": str(torch.__version__),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    save_run(path or run_path(name), method, history, config, made)
+    return Run(name, method, history, made, loaded=False)
+
+
+def save_run(path: Path, method: Method, history: History, config: RunConfig, made: dict) -> None:
+    """A finished run as one small file: weights, history, config, how it was made (no optimizer state)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": {k: v.detach().cpu() for k, v in method.state_dict().items()},
+             "history": dataclasses.asdict(history), "config": configs.to_dict(config), "made": made}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_run(name: str, path: Path | None = None, device=None) -> Run:
+    """The finished run `name` as saved (plain tensors and numbers only: nothing is unpickled)."""
+    state = torch.load(path or run_path(name), map_location="cpu", weights_only=True)
+    config = configs.from_dict(state["config"])
+    method = configs.METHODS[config.method](**config.method_kwargs)
+    method.load_state_dict(state["model"])
+    method.to(get_device(device))
+    return Run(name, method, History(**state["history"]), state["made"], loaded=True)
+
+
+def _describe(made: dict) -> str:
+    return f"{made['steps']} steps, {made['wall_s'] / 60:.1f} min on {made['device']}, torch {made['torch']}"
+
+
+def _device_name(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
