@@ -20,7 +20,7 @@ book: $(READY)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
 test: $(READY)
-	MLCOURSE_QUIET=1 $(PY) -m pytest
+	MLCOURSE_QUIET=1 $(PY) -m pytest --durations=15
 
 lab: $(READY)
 	$(VENV)/bin/jupyter lab
