@@ -36,3 +36,14 @@ def count(n: int, noun: str) -> str:
     """'1 query', '3 queries'."""
     plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
     return f"{n} {noun if n == 1 else plural}"
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor, why: str, *, relative: bool = True) -> None:
+    """Fail with `why` unless the values are finite and agree (rtol 1e-4; atol 1e-5, times the largest expected
+    magnitude when `relative` and that is above 1)."""
+    actual, expected = actual.double(), expected.double()
+    if not torch.isfinite(actual).all():
+        raise Fail("returned values that are not finite (nan or inf)")
+    scale = float(expected.abs().max()) if relative and expected.numel() else 1.0
+    if not torch.allclose(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
+        raise Fail(why)

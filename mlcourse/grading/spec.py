@@ -1,7 +1,7 @@
 """What an exercise set declares for grading: graded functions, the calls the grader makes, the checks."""
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -89,3 +89,21 @@ class Exercise:
         key = f"c{len(self.calls)}"
         self.calls[key] = Call(function, tuple(args), global_seed)
         return key
+
+
+# One part of an exercise set: declares a graded function on the Exercise, registers its calls with inputs drawn
+# from the generator, and adds its checks.
+Part = Callable[[Exercise, torch.Generator], None]
+
+
+def assemble(name: str, seed: int, parts: Iterable[Part], *, uses_omniglot: bool = False,
+             limits: dict | None = None) -> Exercise:
+    """An exercise set built from its parts, in order, all drawing their inputs from one generator seeded with `seed`.
+
+    This is what every checks module's `build(seed)` does; the parts are the set's own checks.
+    """
+    ex = Exercise(name, uses_omniglot=uses_omniglot, limits=dict(limits or {}))
+    g = torch.Generator().manual_seed(seed)
+    for part in parts:
+        part(ex, g)
+    return ex

@@ -9,11 +9,9 @@ import torch
 
 from mlcourse.grading import report
 from mlcourse.grading.checks import build
-from mlcourse.grading.checks.ex01_tasks_and_episodes import REFERENCES
 from mlcourse.grading.grader import grade, parse_notebook, read_results, resolve_limits
-from mlcourse.grading.harness import call_all, encode_args
 from mlcourse.grading.kernel import Limits
-from mlcourse.grading.scoring import score
+from tests.grading.checks.notebooks import GradedSet
 from tests.grading.corpus import (EXERCISE, EXERCISES, EXPECTED, GLOBAL_RNG_SAMPLER, PERCENT_ACCURACY,
                                   SOLUTION, WRONG_NEAREST, functions, hostile, notebook)
 
@@ -68,10 +66,7 @@ def test_each_bad_submission_gets_its_grade_and_status(graded, student):
 def test_a_partly_wrong_submission_gets_what_its_functions_earn(graded):
     ns = {}
     exec("import torch\n" + GLOBAL_RNG_SAMPLER + WRONG_NEAREST + PERCENT_ACCURACY, ns)
-    ex = build(EXERCISE)
-    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-             for k, c in ex.calls.items()]
-    expected = score(ex, *call_all(calls, ns, 5))
+    expected = GradedSet(EXERCISE).results(ns, time_limit=5)
     g = graded["results"]["partly_wrong"]
     assert [r.points for r in g.results] == [r.points for r in expected]
     assert 0 < g.total < 15
@@ -161,14 +156,6 @@ def test_read_results_takes_plain_tensors_only(tmp_path):
     assert len(errors["c4"]) <= 200 and "\x1b" not in errors["c4"] and "\n" not in errors["c4"]
     shutil.rmtree(tmp_path)
     assert read_results(tmp_path, ["c0"]) == ({}, {})
-
-
-def test_references_pass_every_check():
-    ex = build(EXERCISE)
-    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-             for k, c in ex.calls.items()]
-    results = score(ex, *call_all(calls, dict(REFERENCES), 5))
-    assert all(r.passed for r in results), [(r.name, r.message) for r in results if not r.passed]
 
 
 def test_limits_come_from_the_exercise_set_unless_given():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from mlcourse.data.episodes import Episode, EpisodeSampler
 from mlcourse.grading.judges import as_labels, count, expect_shape, single, unpack
-from mlcourse.grading.spec import Exercise, Fail, Seeded
+from mlcourse.grading.spec import Exercise, Fail, Seeded, assemble
 from mlcourse.methods.base import accuracy
 from mlcourse.methods.nearest import PixelNearestNeighbour
 
@@ -301,9 +301,5 @@ def _accuracy_checks(ex: Exercise, g: torch.Generator) -> None:
 def build(seed: int) -> Exercise:
     """Chapter 1's graded functions, the grader's calls (inputs drawn from `seed`) and the checks."""
     # the solution runs in about 10 s on a laptop CPU; no cell of it needs a minute
-    ex = Exercise(EXERCISE, uses_omniglot=True, limits={"timeout": 180, "cell_timeout": 60, "call_timeout": 10})
-    g = torch.Generator().manual_seed(seed)
-    _sampler_checks(ex, g)
-    _nearest_checks(ex, g)
-    _accuracy_checks(ex, g)
-    return ex
+    return assemble(EXERCISE, seed, [_sampler_checks, _nearest_checks, _accuracy_checks], uses_omniglot=True,
+                    limits={"timeout": 180, "cell_timeout": 60, "call_timeout": 10})

@@ -9,8 +9,8 @@ cross-entropy with logits, and `min_per_class`) and against properties that any 
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.judges import expect_shape, single
-from mlcourse.grading.spec import Exercise, Fail
+from mlcourse.grading.judges import close, expect_shape, single
+from mlcourse.grading.spec import Exercise, Fail, assemble
 from mlcourse.methods.nearest import min_per_class
 
 EXERCISE = "02_siamese"
@@ -27,16 +27,6 @@ def reference_n_way_predict(pair_logits, support_y, n_way):
 
 
 REFERENCES = {"verification_loss": reference_verification_loss, "n_way_predict": reference_n_way_predict}
-
-
-def _close(actual: torch.Tensor, expected: torch.Tensor, why: str) -> None:
-    """Fail with `why` unless the values agree up to a tolerance relative to their size."""
-    actual, expected = actual.double(), expected.double()
-    if not torch.isfinite(actual).all():
-        raise Fail("returned values that are not finite (nan or inf)")
-    scale = float(expected.abs().max()) if expected.numel() else 1.0
-    if not torch.allclose(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
-        raise Fail(why)
 
 
 # ---- the verification loss -------------------------------------------------------------------
@@ -59,7 +49,7 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
     def match(cases, why):
         def judge(*outs):
             for out, args in zip(outs, cases):
-                _close(_number(out), reference_verification_loss(*args), why)
+                close(_number(out), reference_verification_loss(*args), why)
         return judge
 
     worked = [(torch.tensor([0.0, 2.0, -1.0, 1.0]), torch.tensor([1.0, 1.0, 0.0, 0.0]))]
@@ -104,7 +94,7 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
     def match(cases, why):
         def judge(*outs):
             for out, (logits, sy, n) in zip(outs, cases):
-                _close(_scores(out, len(logits), n), reference_n_way_predict(logits, sy, n), why)
+                close(_scores(out, len(logits), n), reference_n_way_predict(logits, sy, n), why)
         return judge
 
     why = "a class's score differs from the largest pair logit over that class's support images"
@@ -134,8 +124,8 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
     def independent(whole, permuted, one):
         whole = _scores(whole, len(logits), n)
         why = "a query's class scores depend on the other queries: score each query on its own"
-        _close(_scores(permuted, len(logits), n), whole[perm], why)
-        _close(_scores(one, 1, n), whole[:1], why)
+        close(_scores(permuted, len(logits), n), whole[perm], why)
+        close(_scores(one, 1, n), whole[:1], why)
 
     fn.check("each query scored on its own (order and number of queries do not matter)", 1, keys, independent)
 
@@ -143,8 +133,5 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
 def build(seed: int) -> Exercise:
     """Chapter 2's graded functions, the grader's calls (inputs drawn from `seed`) and the checks."""
     # the solution trains a small network on Omniglot for under a minute on a laptop CPU
-    ex = Exercise(EXERCISE, uses_omniglot=True, limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})
-    g = torch.Generator().manual_seed(seed)
-    _loss_checks(ex, g)
-    _predict_checks(ex, g)
-    return ex
+    return assemble(EXERCISE, seed, [_loss_checks, _predict_checks], uses_omniglot=True,
+                    limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})

@@ -9,8 +9,8 @@ properties that any correct solution has.
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.judges import expect_shape, single, unpack
-from mlcourse.grading.spec import Exercise, Fail
+from mlcourse.grading.judges import close, expect_shape, single, unpack
+from mlcourse.grading.spec import Exercise, Fail, assemble
 from mlcourse.methods.base import accuracy
 from mlcourse.methods.protonet import prototypes, squared_euclidean
 
@@ -39,16 +39,6 @@ REFERENCES = {
     "distance_logits": reference_distance_logits,
     "episode_loss": reference_episode_loss,
 }
-
-
-def _close(actual: torch.Tensor, expected: torch.Tensor, why: str) -> None:
-    """Fail with `why` unless the values agree up to a tolerance relative to their size."""
-    actual, expected = actual.double(), expected.double()
-    if not torch.isfinite(actual).all():
-        raise Fail("returned values that are not finite (nan or inf)")
-    scale = float(expected.abs().max()) if expected.numel() else 1.0
-    if not torch.allclose(actual, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
-        raise Fail(why)
 
 
 def _embeddings(g, n_way, k_shot, n_query, scale=1.0, shuffled=False):
@@ -80,7 +70,7 @@ def _prototype_checks(ex: Exercise, g: torch.Generator) -> None:
             for out, (s, sy, n) in zip(outs, cases):
                 p = single(out, "prototypes")
                 expect_shape(p, (n, s.shape[1]), "the prototypes", "(n_way, d)")
-                _close(p, reference_prototypes(s, sy, n), why)
+                close(p, reference_prototypes(s, sy, n), why)
         return judge
 
     first, first_args = calls([(5, 3, 0), (3, 2, 0)])
@@ -125,7 +115,7 @@ def _distance_checks(ex: Exercise, g: torch.Generator) -> None:
     def match(cases, why):
         def judge(*outs):
             for out, (q, p) in zip(outs, cases):
-                _close(_logits(out, len(q), len(p)), reference_distance_logits(q, p), why)
+                close(_logits(out, len(q), len(p)), reference_distance_logits(q, p), why)
         return judge
 
     first_args = [case(15, 5), case(6, 3)]
@@ -161,9 +151,9 @@ def _distance_checks(ex: Exercise, g: torch.Generator) -> None:
     def independent(whole, permuted, one, more):
         whole = _logits(whole, len(q), len(p))
         why = "a query's logits depend on the other queries: score each query on its own"
-        _close(_logits(permuted, len(q), len(p)), whole[perm], why)
-        _close(_logits(one, 1, len(p)), whole[:1], why)
-        _close(_logits(more, len(q) + 1, len(p))[:-1], whole, why)
+        close(_logits(permuted, len(q), len(p)), whole[perm], why)
+        close(_logits(one, 1, len(p)), whole[:1], why)
+        close(_logits(more, len(q) + 1, len(p))[:-1], whole, why)
 
     fn.check("each query scored on its own (order and number of queries do not matter)", 1, alone, independent)
 
@@ -188,10 +178,10 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
                 loss, acc = _loss_and_accuracy(out)
                 ref_loss, ref_acc = reference_episode_loss(*args)
                 if "loss" in what:
-                    _close(loss, ref_loss, "the loss differs from the mean cross-entropy of the distance logits "
+                    close(loss, ref_loss, "the loss differs from the mean cross-entropy of the distance logits "
                                            "(a mean over the queries, not a sum)")
                 if "accuracy" in what:
-                    _close(acc, ref_acc, "the accuracy differs from the share of queries whose nearest "
+                    close(acc, ref_acc, "the accuracy differs from the share of queries whose nearest "
                                          "prototype is their class (a number in [0, 1])")
         return judge
 
@@ -221,9 +211,9 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
     def any_order(whole, shuffled):
         loss, acc = _loss_and_accuracy(whole)
         loss2, acc2 = _loss_and_accuracy(shuffled)
-        _close(loss2, loss, "shuffling the support set or the queries (with their labels) changed the loss")
-        _close(acc2, acc, "shuffling the support set or the queries (with their labels) changed the accuracy")
-        _close(loss2, reference[0], "with the support set and the queries in any order, the loss differs "
+        close(loss2, loss, "shuffling the support set or the queries (with their labels) changed the loss")
+        close(acc2, acc, "shuffling the support set or the queries (with their labels) changed the accuracy")
+        close(loss2, reference[0], "with the support set and the queries in any order, the loss differs "
                                     "from the mean cross-entropy of the distance logits")
 
     fn.check("support set and queries in any order", 1, orders, any_order)
@@ -232,9 +222,5 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
 def build(seed: int) -> Exercise:
     """Chapter 4's graded functions, the grader's calls (inputs drawn from `seed`) and the checks."""
     # the solution trains a small network on Omniglot for about a minute on a laptop CPU
-    ex = Exercise(EXERCISE, uses_omniglot=True, limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})
-    g = torch.Generator().manual_seed(seed)
-    _prototype_checks(ex, g)
-    _distance_checks(ex, g)
-    _loss_checks(ex, g)
-    return ex
+    return assemble(EXERCISE, seed, [_prototype_checks, _distance_checks, _loss_checks], uses_omniglot=True,
+                    limits={"timeout": 300, "cell_timeout": 180, "call_timeout": 10})

@@ -1,29 +1,15 @@
-"""Chapter 1's checks: the references pass them all, and each common mistake fails the check meant for it."""
+"""Chapter 1's checks: each common mistake fails the check meant for it (what every set must do is in
+test_sets.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.checks import build
-from mlcourse.grading.checks.ex01_tasks_and_episodes import REFERENCES, reference_sample_episode
-from mlcourse.grading.harness import call_all, encode_args
-from mlcourse.grading.scoring import score
+from mlcourse.grading.checks.ex01_tasks_and_episodes import reference_sample_episode
+from tests.grading.checks.notebooks import GradedSet
 
-EX = build("01_tasks_and_episodes")
-CALLS = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-         for k, c in EX.calls.items()]
-
-
-def failing(**replaced):
-    """Names of the checks that fail when some reference functions are replaced."""
-    results = score(EX, *call_all(CALLS, {**REFERENCES, **replaced}, time_limit=10))
-    return {r.name for r in results if not r.passed}
-
-
-def test_the_references_pass_everything_and_points_add_up():
-    assert failing() == set()
-    assert EX.max_points == 15 and [fn.max_points for fn in EX.functions] == [7, 6, 2]
-    assert all(c.calls and set(c.calls) <= set(EX.calls) for fn in EX.functions for c in fn.checks)
+SET = GradedSet("01_tasks_and_episodes")
+REFERENCES, failing = SET.references, SET.failing
 
 
 def _episode_from(images, n_way, k_shot, n_query, classes, drawings):
@@ -108,8 +94,6 @@ def test_other_distances_and_rules_are_caught(wrong):
 
 
 def test_hidden_messages_reveal_no_numbers_of_the_inputs():
-    results = score(EX, *call_all(CALLS, {**REFERENCES, "sample_episode": first_ones,
-                                          "nearest_neighbour_predict": position}, time_limit=10))
-    for r in results:
-        if r.hidden and r.message and "quer" not in r.message:  # 'k queries of n' counts are allowed
-            assert not any(ch.isdigit() for ch in r.message.replace("n_way-1", "")), r.message
+    for message in SET.hidden_messages({"sample_episode": first_ones, "nearest_neighbour_predict": position}):
+        if "quer" not in message:  # 'k queries of n' counts are allowed
+            assert not any(ch.isdigit() for ch in message.replace("n_way-1", "")), message

@@ -1,50 +1,21 @@
-"""Chapter 2's checks: the references and the solution pass them all, the stubs none, and each common
-mistake fails the check meant for it."""
+"""Chapter 2's checks: each common mistake fails the check meant for it (what every set must do is in
+test_sets.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.checks import build
-from mlcourse.grading.checks.ex02_siamese import EXERCISE, REFERENCES
-from mlcourse.grading.harness import call_all, encode_args
-from mlcourse.grading.scoring import score
 from mlcourse.grading.static import screen
-from tests.grading.checks.notebooks import cells, functions
+from tests.grading.checks.notebooks import GradedSet
 
-EX = build(EXERCISE)
-CALLS = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-         for k, c in EX.calls.items()]
-NAMES = ("verification_loss", "n_way_predict")
+SET = GradedSet("02_siamese")
+REFERENCES, failing = SET.references, SET.failing
 
 
-def results(namespace):
-    return score(EX, *call_all(CALLS, namespace, time_limit=10))
-
-
-def failing(**replaced):
-    """Names of the checks that fail when some reference functions are replaced."""
-    return {r.name for r in results({**REFERENCES, **replaced}) if not r.passed}
-
-
-def test_the_references_pass_everything_and_points_add_up():
-    assert failing() == set()
-    assert EX.max_points == 9 and [fn.max_points for fn in EX.functions] == [4, 5]
-    assert [fn.name for fn in EX.functions] == list(NAMES)
-    assert all(c.calls and set(c.calls) <= set(EX.calls) for fn in EX.functions for c in fn.checks)
-
-
-def test_the_solution_gets_full_marks_and_the_exercise_zero():
-    assert all(r.passed for r in results(functions("solutions", EXERCISE, NAMES)))
-    assert not any(r.passed for r in results(functions("exercises", EXERCISE, NAMES)))
-
-
-def test_the_notebooks_do_not_trip_the_static_screen():
-    assert screen(cells("solutions", EXERCISE), EX) == []
-    assert screen(cells("exercises", EXERCISE), EX) == []
+def test_the_screen_flags_the_references_and_pytorchs_loss():
     for source, function in [("F.binary_cross_entropy_with_logits(x, y)", "verification_loss"),
                              ("from mlcourse.methods.nearest import min_per_class", "n_way_predict")]:
-        assert {f.function for f in screen([{"cell_type": "code", "source": source}], EX)} == {function}
+        assert {f.function for f in screen([{"cell_type": "code", "source": source}], SET.exercise)} == {function}
 
 
 def naive(logits, same):
@@ -104,7 +75,5 @@ def test_labels_instead_of_scores_lose_the_value_checks():
 
 
 def test_hidden_messages_reveal_no_numbers_of_the_inputs():
-    for wrong in ({"verification_loss": naive}, {"n_way_predict": normalised}):
-        for r in results({**REFERENCES, **wrong}):
-            if r.hidden and r.message:
-                assert not any(ch.isdigit() for ch in r.message), r.message
+    for message in SET.hidden_messages({"verification_loss": naive}, {"n_way_predict": normalised}):
+        assert not any(ch.isdigit() for ch in message), message

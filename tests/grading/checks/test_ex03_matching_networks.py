@@ -1,51 +1,26 @@
-"""Chapter 3's checks: the references and the solution pass them all, the stubs none, and each common
-mistake fails the check meant for it."""
+"""Chapter 3's checks: each common mistake fails the check meant for it (what every set must do is in
+test_sets.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.checks import build
-from mlcourse.grading.checks.ex03_matching_networks import EXERCISE, REFERENCES
-from mlcourse.grading.harness import call_all, encode_args
-from mlcourse.grading.scoring import score
 from mlcourse.grading.static import screen
-from tests.grading.checks.notebooks import cells, functions
+from tests.grading.checks.notebooks import GradedSet
 
-EX = build(EXERCISE)
-CALLS = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-         for k, c in EX.calls.items()]
-NAMES = ("attention", "matching_predict")
+SET = GradedSet("03_matching_networks")
+REFERENCES, failing = SET.references, SET.failing
 
 
-def results(namespace):
-    return score(EX, *call_all(CALLS, namespace, time_limit=10))
+def flagged(source):
+    """The graded functions that the static screen flags in a cell of `source`."""
+    return {f.function for f in screen([{"cell_type": "code", "source": source}], SET.exercise)}
 
 
-def failing(**replaced):
-    """Names of the checks that fail when some reference functions are replaced."""
-    return {r.name for r in results({**REFERENCES, **replaced}) if not r.passed}
-
-
-def test_the_references_pass_everything_and_points_add_up():
-    assert failing() == set()
-    assert EX.max_points == 9 and [fn.max_points for fn in EX.functions] == [5, 4]
-    assert [fn.name for fn in EX.functions] == list(NAMES)
-    assert all(c.calls and set(c.calls) <= set(EX.calls) for fn in EX.functions for c in fn.checks)
-
-
-def test_the_solution_gets_full_marks_and_the_exercise_zero():
-    assert all(r.passed for r in results(functions("solutions", EXERCISE, NAMES)))
-    assert not any(r.passed for r in results(functions("exercises", EXERCISE, NAMES)))
-
-
-def test_the_notebooks_do_not_trip_the_static_screen():
-    assert screen(cells("solutions", EXERCISE), EX) == []
-    assert screen(cells("exercises", EXERCISE), EX) == []
-    for source, function in [("from mlcourse.methods.protonet import cosine_similarity", "attention"),
-                             ("from mlcourse.methods.matching import attend_labels", "matching_predict")]:
-        assert {f.function for f in screen([{"cell_type": "code", "source": source}], EX)} == {function}
-    assert screen([{"cell_type": "code", "source": "F.cosine_similarity(a, b)"}], EX) == []  # PyTorch's is fine
+def test_the_screen_flags_the_references_but_not_pytorchs_cosine():
+    assert flagged("from mlcourse.methods.protonet import cosine_similarity") == {"attention"}
+    assert flagged("from mlcourse.methods.matching import attend_labels") == {"matching_predict"}
+    assert flagged("F.cosine_similarity(a, b)") == set()  # PyTorch's is fine
 
 
 def dot_product(query, support, scale):
@@ -89,7 +64,6 @@ def test_a_softmax_over_the_queries_is_caught():
 
 
 def test_hidden_messages_reveal_no_numbers_of_the_inputs():
-    for wrong in ({"attention": dot_product}, {"attention": over_queries}, {"matching_predict": by_position}):
-        for r in results({**REFERENCES, **wrong}):
-            if r.hidden and r.message:
-                assert not any(ch.isdigit() for ch in r.message), r.message
+    for message in SET.hidden_messages({"attention": dot_product}, {"attention": over_queries},
+                                       {"matching_predict": by_position}):
+        assert not any(ch.isdigit() for ch in message), message

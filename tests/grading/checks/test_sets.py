@@ -1,0 +1,52 @@
+"""What every exercise set's checks must do: the references and the solution pass them all, the exercise's stubs
+none, the notebooks pass the static screen, and the points are the ones book/instructors.md documents.
+
+A set's own test module (`test_exNN_slug.py`) holds only what is particular to it: its common mistakes and the
+checks they must fail."""
+
+from functools import cache
+
+import pytest
+
+from mlcourse.grading.checks import available
+from mlcourse.grading.static import screen
+from tests.grading.checks.notebooks import ROOT, GradedSet, cells, documented_points
+
+EXERCISES = available()
+
+
+@cache
+def graded(exercise: str) -> GradedSet:
+    return GradedSet(exercise)
+
+
+def test_every_solutions_notebook_has_checks_and_a_row_in_the_instructors_page():
+    assert [p.stem for p in sorted((ROOT / "solutions").glob("*.ipynb"))] == EXERCISES
+    assert sorted(documented_points()) == EXERCISES
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_references_pass_everything(exercise):
+    s = graded(exercise)
+    assert s.failing() == set()
+    assert all(c.calls and set(c.calls) <= set(s.exercise.calls) for fn in s.exercise.functions for c in fn.checks)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_points_are_those_of_the_instructors_page(exercise):
+    functions = graded(exercise).exercise.functions
+    assert {fn.name: fn.max_points for fn in functions} == documented_points()[exercise]
+    assert [fn.name for fn in functions] == list(documented_points()[exercise])  # in the notebook's order
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_solution_gets_full_marks_and_the_exercise_zero(exercise):
+    s = graded(exercise)
+    assert [r.name for r in s.notebook("solutions") if not r.passed] == []
+    assert [r.name for r in s.notebook("exercises") if r.passed] == []
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_notebooks_do_not_trip_the_static_screen(exercise):
+    assert screen(cells("solutions", exercise), graded(exercise).exercise) == []
+    assert screen(cells("exercises", exercise), graded(exercise).exercise) == []
