@@ -84,3 +84,12 @@ def test_evaluating_on_precomputed_embeddings_matches_evaluating_on_images(vinya
     for (n_way, k_shot), (mean, _) in fast.items():
         sampler = EpisodeSampler(images, n_way, k_shot, n_query=15 if n_way <= 5 else 5, seed=0)
         assert evaluate(method, sampler, 30)[0] == pytest.approx(mean, abs=1e-9)
+
+
+def test_the_validation_report_repeats_what_training_printed(vinyals_train, capsys):
+    from mlcourse.engine import validation_report
+
+    config = TrainConfig(steps=6, outer_lr=1e-2, val_every=3, val_episodes=4)
+    history = train(tiny_method(), config=config, **samplers(vinyals_train.images), device="cpu", verbose=True)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    assert validation_report(history).splitlines() == printed and len(printed) == 2

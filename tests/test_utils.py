@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcourse.utils import full_mode, get_device, mean_ci, seed_everything
+from mlcourse.utils import compare, full_mode, get_device, mean_ci, seed_everything
 
 
 def test_seed_everything_repeats_all_generators():
@@ -33,3 +33,12 @@ def test_device_and_mode_from_environment(monkeypatch):
     assert full_mode()
     monkeypatch.setenv("MLCOURSE_FULL", "0")
     assert not full_mode()
+
+
+def test_compare_calls_a_difference_only_when_the_intervals_are_apart():
+    apart = compare((0.95, 0.01), (0.90, 0.02), ("Euclidean", "cosine"))
+    assert apart.endswith("the intervals do not overlap, Euclidean is higher")
+    assert compare((0.90, 0.02), (0.95, 0.01), ("a", "b")).endswith("b is higher")
+    touching = compare((0.95, 0.02), (0.92, 0.01))  # |0.03| <= 0.02 + 0.01: they touch, no claim
+    assert "overlap" in touching and "higher" not in touching
+    assert "95.0 ± 2.0 %" in touching
