@@ -3,13 +3,17 @@
 Every region between `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markers) becomes
 `raise NotImplementedError("<hint>")` at the same indentation, the hint taken from a `### HINT: ...`
 line inside the region. Outputs and execution counts are cleared and cells tagged `solution-only`
-are dropped; everything else stays as it is. Cells that now raise, and the later cells that use
-what they define, get the tag `raises-exception`, so that nbval runs the exercise notebook too.
+are dropped; everything else stays as it is, but for one addition: the heading of the markdown cell
+before each graded function's cell gets the function's points, e.g. "(5 points)", taken from the
+set's checks module, so that the points the student reads are the points the grader gives. Cells
+that now raise, and the later cells that use what they define, get the tag `raises-exception`, so
+that nbval runs the exercise notebook too.
 """
 
 import ast
 import copy
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -89,9 +93,66 @@ def defined_and_used(source: str) -> tuple[set[str], set[str]]:
     return defined, used
 
 
-def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    """The exercise notebook of a solutions notebook (`name` only serves error messages)."""
+POINTS = re.compile(r"\(\d+(?:\.\d+)? points?\)")  # what state_points adds, e.g. "(5 points)"
+
+
+def points_text(points: float) -> str:
+    """'(1 point)', '(5 points)', '(2.5 points)'."""
+    return f"({points:g} point{'' if points == 1 else 's'})"
+
+
+def graded_points(exercise: str) -> dict[str, float]:
+    """The points of each graded function of `exercise` (a notebook's stem), from its checks module; none when the
+    set has no checks yet."""
+    from mlcourse.grading import checks
+
+    if exercise not in checks.available():
+        return {}
+    return {fn.name: fn.max_points for fn in checks.build(exercise).functions}
+
+
+def _defines(source: str, function: str) -> bool:
+    tree = _parse(source)
+    return tree is not None and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == function
+                                    for s in tree.body)
+
+
+def state_points(cells: list, points: dict[str, float], name: str) -> None:
+    """Append to the heading of the markdown cell before each graded function's cell the points it is worth (several
+    graded functions under one heading get one entry each). Changes `cells` in place."""
+    under: dict[int, list[str]] = {}  # markdown cell index -> graded functions that it introduces
+    for function in points:
+        where = next((i for i, c in enumerate(cells) if c.cell_type == "code" and _defines(c.source, function)), None)
+        if where is None:
+            raise MarkerError(f"{name}: the graded function {function} is not defined at the top of any code cell")
+        heading = next((i for i in range(where - 1, -1, -1) if cells[i].cell_type == "markdown"), None)
+        if heading is None:
+            raise MarkerError(f"{name}: cell {where + 1} defines {function}, but no markdown cell comes before it "
+                              f"to state its points")
+        under.setdefault(heading, []).append(function)
+    for i, functions in under.items():
+        lines = cells[i].source.split("\n")
+        n = next((k for k, line in enumerate(lines) if line.startswith("#")), None)
+        if n is None:
+            raise MarkerError(f"{name}: cell {i + 1} introduces {', '.join(functions)} but has no heading (a line "
+                              f"starting with #) to state the points")
+        if POINTS.search(lines[n]):
+            raise MarkerError(f"{name}: cell {i + 1}: the heading already states points; the generator adds them "
+                              f"from the checks module, so remove them from the solutions notebook")
+        if len(functions) == 1:
+            lines[n] += " " + points_text(points[functions[0]])
+        else:
+            lines[n] += " (" + ", ".join(f"`{f}` {points_text(points[f])[1:-1]}" for f in functions) + ")"
+        cells[i].source = "\n".join(lines)
+
+
+def make_exercise(solution: nbformat.NotebookNode, name: str,
+                  points: dict[str, float] | None = None) -> nbformat.NotebookNode:
+    """The exercise notebook of a solutions notebook, with the `points` of each graded function stated in the heading
+    before it (`name` only serves error messages)."""
     nb = copy.deepcopy(solution)
+    if points:
+        state_points(nb.cells, points, name)
     cells, broken = [], set()  # broken: names that are undefined or raise once the solutions are gone
     for i, cell in enumerate(nb.cells, start=1):
         tags = list(cell.get("metadata", {}).get("tags", []))
@@ -120,7 +181,7 @@ def pairs(root: Path) -> list[tuple[Path, Path]]:
 def generate(solution_path: Path) -> str:
     """The exercise notebook of one solutions notebook, as the text to write."""
     nb = nbformat.read(solution_path, as_version=4)
-    return nbformat.writes(make_exercise(nb, str(solution_path))) + "\n"
+    return nbformat.writes(make_exercise(nb, str(solution_path), graded_points(solution_path.stem))) + "\n"
 
 
 def write_all(root: Path) -> list[Path]:

@@ -115,3 +115,27 @@ def test_the_exercise_notebook_keeps_the_functions_but_not_their_bodies():
     assert "BEGIN SOLUTION" not in text and "cdist(query_x" not in text and "Instructor" not in text
     code = "\n".join(c.source for c in ex.cells if c.cell_type == "code")
     assert code.count("raise NotImplementedError(") == 3
+
+
+def test_the_points_of_each_graded_function_go_into_the_heading_before_it():
+    f_cell = SOLVED
+    g_cell = 'def g(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION'
+    nb = tiny(("markdown", "# Set", None), ("markdown", "## 1. Twice\n\nWrite `f`.", None), ("code", f_cell, None),
+              ("code", "f(1)", None), ("markdown", "## 2. Same\nWrite `g`.", None), ("code", g_cell, None))
+    ex = make_exercise(nb, "nb", {"f": 5, "g": 1})
+    assert [c.source.split("\n")[0] for c in ex.cells if c.cell_type == "markdown"] == [
+        "# Set", "## 1. Twice (5 points)", "## 2. Same (1 point)"]
+    assert make_exercise(nb, "nb").cells[1].source == "## 1. Twice\n\nWrite `f`."  # no checks yet: no points
+    both = tiny(("markdown", "## Two at once", None), ("code", f_cell, None), ("code", g_cell, None))
+    assert make_exercise(both, "nb", {"f": 2.5, "g": 3}).cells[0].source == "## Two at once (`f` 2.5 points, `g` 3 points)"
+
+
+@pytest.mark.parametrize("cells,message", [
+    ((("code", SOLVED, None),), "cell 1 defines f, but no markdown cell comes before it"),
+    ((("markdown", "Write f.", None), ("code", SOLVED, None)), "cell 1 introduces f but has no heading"),
+    ((("markdown", "## f (5 points)", None), ("code", SOLVED, None)), "cell 1: the heading already states points"),
+    ((("markdown", "## g", None), ("code", "g = 1", None)), "the graded function f is not defined"),
+])
+def test_points_that_cannot_be_stated_stop_the_generator(cells, message):
+    with pytest.raises(MarkerError, match=message):
+        make_exercise(tiny(*cells), "nb", {"f": 5})

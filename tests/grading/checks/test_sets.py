@@ -1,5 +1,6 @@
 """What every exercise set's checks must do: the references and the solution pass them all, the exercise's stubs
-none, the notebooks pass the static screen, and the points are the ones book/instructors.md documents.
+none, the notebooks pass the static screen, and the points are the ones book/instructors.md documents and the
+exercise notebook states.
 
 A set's own test module (`test_exNN_slug.py`) holds only what is particular to it: its common mistakes and the
 checks they must fail."""
@@ -9,6 +10,7 @@ from functools import cache
 import pytest
 
 from mlcourse.grading.checks import available
+from mlcourse.grading.exercises import DEFAULT_HINT, points_text
 from mlcourse.grading.static import screen
 from tests.grading.checks.notebooks import ROOT, GradedSet, cells, documented_points
 
@@ -50,3 +52,13 @@ def test_the_solution_gets_full_marks_and_the_exercise_zero(exercise):
 def test_the_notebooks_do_not_trip_the_static_screen(exercise):
     assert screen(cells("solutions", exercise), graded(exercise).exercise) == []
     assert screen(cells("exercises", exercise), graded(exercise).exercise) == []
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_exercise_states_each_functions_points_and_gives_a_hint(exercise):
+    notebook = cells("exercises", exercise)
+    for fn in graded(exercise).exercise.functions:
+        where = next(i for i, c in enumerate(notebook) if c.cell_type == "code" and f"def {fn.name}(" in c.source)
+        heading = next(c for c in reversed(notebook[:where]) if c.cell_type == "markdown").source.split("\n")[0]
+        assert heading.startswith("#") and heading.endswith(points_text(fn.max_points)), (fn.name, heading)
+        assert f'NotImplementedError("{DEFAULT_HINT}")' not in notebook[where].source, f"{fn.name} has no hint"
