@@ -100,6 +100,7 @@ def train_run(name: str, config: RunConfig, path: Path | None = None, device=Non
         "device": _device_name(device),
         "torch": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d"),
+        "load": round(os.getloadavg()[0], 1),  # other work on the machine slows the wall time above
     }
     save_run(path or run_path(name), method, history, config, made)
     return Run(name, method, history, made, loaded=False)
@@ -126,7 +127,8 @@ def load_run(name: str, path: Path | None = None, device=None) -> Run:
 
 
 def _describe(made: dict) -> str:
-    return f"{made['steps']} steps, {made['wall_s'] / 60:.1f} min on {made['device']}, torch {made['torch']}"
+    load = f", load {made['load']}" if "load" in made else ""
+    return f"{made['steps']} steps, {made['wall_s'] / 60:.1f} min on {made['device']}{load}, torch {made['torch']}"
 
 
 def _device_name(device) -> str:
