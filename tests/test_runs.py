@@ -1,0 +1,124 @@
+"""Committed runs are what the code makes, match the chapters' configs, and replay or retrain as promised."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlcourse import configs, runs
+from mlcourse.engine import TrainConfig, train
+from mlcourse.utils import seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = runs.registry(full=False)
+FIRST_STEPS = 20
+
+
+def stored(name: str) -> dict:
+    return torch.load(runs.RUNS_DIR / f"{name}.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_each_run_is_committed_with_the_chapters_config(name):
+    path = runs.RUNS_DIR / f"{name}.pt"
+    assert path.is_file(), f"{path} is missing: run `make runs` (or `python -m mlcourse runs {name}`) and commit it"
+    state = stored(name)
+    assert state["config"] == configs.to_dict(REGISTRY[name]), f"{name} was made with other settings: `make runs`"
+    assert len(state["history"]["loss"]) == REGISTRY[name].train.steps
+    assert state["made"]["command"] == f"python -m mlcourse runs {name}"
+    assert path.stat().st_size < 1_000_000, "a finished run keeps weights and history only"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_the_first_steps_of_each_committed_run_are_reproduced_by_the_code(name):
+    """Retrain the first steps from the stored config: a stale or hand-edited run fails here."""
+    config = REGISTRY[name]
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=FIRST_STEPS, val_every=0))
+    seed_everything(config.train.seed)
+    method, sampler, _ = configs.build(config, seed=config.train.seed)
+    history = train(method, sampler, config.train, device="cpu", verbose=False)
+    expected = stored(name)["history"]["loss"][:FIRST_STEPS]
+    # float noise between CPUs stays far below this; a change of the method's code or of the data does not
+    assert history.loss == pytest.approx(expected, rel=1e-3, abs=1e-5), name
+
+
+def test_the_runs_folder_stays_small():
+    total = sum(p.stat().st_size for p in runs.RUNS_DIR.glob("*.pt"))
+    assert total < 15_000_000, f"{total / 1e6:.1f} MB of committed runs"
+
+
+def test_the_chapters_replay_exactly_the_registered_runs():
+    used = set()
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        used |= set(re.findall(r'runs\.replay\(\\?"([\w-]+)', notebook.read_text()))
+    direct = {"siamese", "matching", "protonet"}  # replayed by name in the chapters; variants come from configs
+    assert direct <= used, direct - used
+    assert used <= set(REGISTRY), used - set(REGISTRY)
+
+
+def test_full_mode_runs_are_kept_apart_from_the_committed_ones(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLCOURSE_RUNS", str(tmp_path))
+    assert runs.run_path("protonet", full=True) == tmp_path / "protonet-full.pt"
+    assert runs.run_path("protonet", full=False) == tmp_path / "protonet.pt"
+    assert set(runs.registry(full=True)) == set(REGISTRY)
+
+
+# Replay behaviour, on a tiny run in a scratch folder.
+
+def tiny(steps: int = 2, lr: float = 1e-3) -> configs.RunConfig:
+    return configs.RunConfig("protonet", n_way=5, k_shot=1, n_query=2,
+                             train=TrainConfig(steps=steps, outer_lr=lr, val_every=0))
+
+
+@pytest.fixture
+def scratch_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLCOURSE_RUNS", str(tmp_path))
+    monkeypatch.delenv("MLCOURSE_RETRAIN", raising=False)
+    return tmp_path
+
+
+def test_a_missing_run_is_trained_saved_then_replayed(scratch_runs, capsys):
+    first = runs.replay("tiny", tiny(), device="cpu", full=False)
+    assert not first.loaded and (scratch_runs / "tiny.pt").is_file()
+    assert "training now (no finished run" in capsys.readouterr().out
+    again = runs.replay("tiny", tiny(), device="cpu", full=False)
+    out = capsys.readouterr().out
+    assert again.loaded and "loaded the finished run made by `python -m mlcourse runs tiny`" in out
+    assert again.history == first.history
+    for a, b in zip(first.method.state_dict().values(), again.method.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_a_config_mismatch_never_loads_silently(scratch_runs, capsys):
+    runs.replay("tiny", tiny(), device="cpu", full=False)
+    capsys.readouterr()
+    other = runs.replay("tiny", tiny(lr=1e-2), device="cpu", full=False)
+    assert not other.loaded
+    assert "made with other settings (train)" in capsys.readouterr().out
+    assert stored_config(scratch_runs / "tiny.pt") == configs.to_dict(tiny(lr=1e-2))  # the new run replaced it
+
+
+def test_retraining_is_done_when_asked(scratch_runs, monkeypatch, capsys):
+    runs.replay("tiny", tiny(), device="cpu", full=False)
+    assert not runs.replay("tiny", tiny(), retrain=True, device="cpu", full=False).loaded
+    monkeypatch.setenv("MLCOURSE_RETRAIN", "1")
+    assert not runs.replay("tiny", tiny(), device="cpu", full=False).loaded
+    assert capsys.readouterr().out.count("retraining was asked for") == 2
+
+
+def test_the_command_line_lists_and_trains_runs(scratch_runs, monkeypatch, capsys):
+    from mlcourse.__main__ import main
+
+    monkeypatch.setattr(runs, "registry", lambda full=False: {"tiny": tiny()})
+    assert main(["runs", "--list"]) == 0
+    assert "missing" in capsys.readouterr().out
+    assert main(["runs", "tiny", "--device", "cpu"]) == 0
+    assert runs.load_run("tiny").made["steps"] == 2
+    with pytest.raises(SystemExit, match="unknown run"):
+        main(["runs", "nope"])
+
+
+def stored_config(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["config"]
