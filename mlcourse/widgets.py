@@ -1,0 +1,172 @@
+"""Interactive explorers for the chapters: a few controls and one figure, redrawn in place.
+
+Each explorer draws into one matplotlib `Figure` (never registered with pyplot, so nothing
+leaks) and shows it as PNG bytes in an `ipywidgets.Image`, whose value is replaced on every
+change: no new figure and no flicker per change, and no extra backend to install. `figure()`
+gives the current state as a static image, for the rendered book, which cannot run a kernel.
+"""
+
+import io
+
+import ipywidgets as widgets
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from mlcourse.data import EpisodeSampler, load_omniglot
+from mlcourse.data.omniglot import N_DRAWERS
+from mlcourse.methods.nearest import PixelNearestNeighbour
+from mlcourse.methods.protonet import embed_episode, prototypes
+
+TILE, GAP = 30, 12  # pixels per drawing in the mosaic (28 + a 1-pixel frame), gap between support and query
+RIGHT, WRONG = torch.tensor([0.1, 0.6, 0.2]), torch.tensor([0.85, 0.1, 0.1])
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def mosaic(episode, correct: torch.Tensor | None = None) -> torch.Tensor:
+    """One RGB image of an episode: a row per class, support drawings, a gap, then queries.
+
+    Ink is black on white; with `correct` (one bool per query) each query gets a green or red frame.
+    -> (n_way * TILE, (k_shot + n_query) * TILE + GAP, 3)
+    """
+    n, k, q = episode.n_way, episode.k_shot, episode.n_query
+    out = torch.ones(n * TILE, (k + q) * TILE + GAP, 3)
+    frames = correct.view(n, q) if correct is not None else None  # queries are class-major  # (n_way, n_query)
+    for c in range(n):
+        for j in range(k + q):
+            x = (episode.support_x[c * k + j] if j < k else episode.query_x[c * q + j - k])[0]  # (28, 28)
+            top, left = c * TILE, j * TILE + (GAP if j >= k else 0)
+            if frames is not None and j >= k:
+                out[top:top + TILE, left:left + TILE] = RIGHT if frames[c, j - k] else WRONG
+            out[top + 1:top + 29, left + 1:left + 29] = (1 - x.cpu())[..., None]
+    return out
+
+
+class EpisodeExplorer:
+    """Chapter 1: draw episodes of any shape and see how the pixel nearest neighbour does on them."""
+
+    def __init__(self, seed: int = 0):
+        self.parts = {}  # split -> ClassImages of its test classes, loaded on first use
+        self.seed = seed
+        # a class has N_DRAWERS (20) drawings: each slider's range keeps k_shot + n_query within them
+        self.split = widgets.Dropdown(options=["vinyals", "lake"], value="vinyals", description="split")
+        self.n_way = widgets.IntSlider(5, min=2, max=20, description="n_way")
+        self.k_shot = widgets.IntSlider(1, min=1, max=N_DRAWERS - 3, description="k_shot")
+        self.n_query = widgets.IntSlider(3, min=1, max=N_DRAWERS - 1, description="n_query")
+        self.resample = widgets.Button(description="resample")
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        self.fig = Figure(figsize=(7, 4.5))
+        self.k_shot.observe(lambda change: setattr(self.n_query, "max", N_DRAWERS - change["new"]), names="value")
+        self.n_query.observe(lambda change: setattr(self.k_shot, "max", N_DRAWERS - change["new"]), names="value")
+        for control in (self.split, self.n_way, self.k_shot, self.n_query):
+            control.observe(lambda change: self.update(), names="value")
+        self.resample.on_click(lambda button: self.update(new_episode=True))
+        self.update()
+
+    def update(self, new_episode: bool = False) -> None:
+        """Draw a new episode of the chosen shape (the same draw again unless resampled) and redraw."""
+        self.seed += int(new_episode)
+        if self.split.value not in self.parts:
+            self.parts[self.split.value] = load_omniglot(self.split.value, "test")
+        part = self.parts[self.split.value]
+        sampler = EpisodeSampler(part.images, self.n_way.value, self.k_shot.value, self.n_query.value, seed=self.seed)
+        self.episode = sampler.sample()
+        predicted = PixelNearestNeighbour("cosine").predict(self.episode).argmax(-1)  # (n_way * n_query,)
+        self.correct = predicted == self.episode.query_y
+        self.mosaic = mosaic(self.episode, self.correct)
+        self._draw()
+        names = [part.classes[c] for c in self.episode.classes.tolist()]
+        self.info.value = "<br>".join(f"<b>y={y}</b>: {name.replace('_', ' ')}" for y, name in enumerate(names))
+
+    def _draw(self) -> None:
+        self.fig.clear()
+        ax = self.fig.add_subplot()
+        ax.imshow(self.mosaic.numpy(), interpolation="nearest")
+        k = self.episode.k_shot
+        ax.set_xticks([k * TILE / 2, k * TILE + GAP + self.episode.n_query * TILE / 2], ["support", "query"])
+        ax.set_yticks([c * TILE + TILE / 2 for c in range(self.episode.n_way)],
+                      [f"y={c}" for c in range(self.episode.n_way)])
+        ax.tick_params(length=0, labelsize=8)
+        ax.set_title(f"pixel nearest neighbour (cosine): {self.correct.sum()}/{self.correct.numel()} queries right "
+                     "(green frame) ", fontsize=9)
+        self.fig.tight_layout()
+        self.image.value = _png(self.fig)
+
+    def widget(self) -> widgets.Widget:
+        controls = widgets.VBox([self.split, self.n_way, self.k_shot, self.n_query, self.resample, self.info])
+        return widgets.HBox([controls, self.image])
+
+    def figure(self) -> Figure:
+        return self.fig
+
+
+class PrototypeExplorer:
+    """Chapter 4: one episode's embeddings, prototypes and decision regions, in a 2-D projection."""
+
+    def __init__(self, method, images: torch.Tensor, n_way: int = 5, n_query: int = 10, seed: int = 0):
+        self.method, self.images, self.seed = method.eval(), images, seed
+        self.n_way, self.n_query = n_way, n_query
+        self.k_shot = widgets.IntSlider(1, min=1, max=N_DRAWERS - n_query, description="k_shot")
+        self.distance = widgets.ToggleButtons(options=["squared Euclidean", "cosine"], description="distance")
+        self.resample = widgets.Button(description="resample")
+        self.image = widgets.Image(format="png")
+        self.fig = Figure(figsize=(5.5, 4.5))
+        self.k_shot.observe(lambda change: self.update(), names="value")
+        self.distance.observe(lambda change: self.update(), names="value")
+        self.resample.on_click(lambda button: self.update(new_episode=True))
+        self.update()
+
+    def update(self, new_episode: bool = False) -> None:
+        """Embed the episode (same classes and drawings until resampled), classify, project, redraw."""
+        self.seed += int(new_episode)
+        device = next(self.method.parameters()).device
+        sampler = EpisodeSampler(self.images, self.n_way, self.k_shot.value, self.n_query, seed=self.seed)
+        self.episode = sampler.sample().to(device)
+        with torch.no_grad():
+            support, query = embed_episode(self.method.embed, self.episode)  # (S, d), (Q, d)
+        protos = prototypes(support, self.episode.support_y, self.n_way)  # (n_way, d)
+        if self.distance.value == "cosine":  # on unit vectors, the nearest prototype is the most cosine-similar
+            support, query, protos = (F.normalize(z, dim=-1) for z in (support, query, protos))
+        self.predicted = torch.cdist(query, protos).argmin(-1)  # nearest prototype, in the full space  # (Q,)
+        self._draw(support.cpu(), query.cpu(), protos.cpu())
+
+    def _draw(self, support, query, protos) -> None:
+        points = torch.cat([support, query, protos])  # (S + Q + n_way, d)
+        centre = points.mean(0)
+        _, _, v = torch.linalg.svd(points - centre, full_matrices=False)
+        xy = lambda z: (z - centre) @ v[:2].T  # noqa: E731  # (m, d) -> (m, 2)
+        s2, q2, p2 = xy(support), xy(query), xy(protos)
+        self.fig.clear()
+        ax = self.fig.add_subplot()
+        lo, hi = torch.cat([s2, q2, p2]).min(0).values - 1e-3, torch.cat([s2, q2, p2]).max(0).values + 1e-3
+        pad = 0.1 * (hi - lo)
+        gx, gy = torch.meshgrid(torch.linspace(lo[0] - pad[0], hi[0] + pad[0], 150),
+                                torch.linspace(lo[1] - pad[1], hi[1] + pad[1], 150), indexing="xy")
+        region = torch.cdist(torch.stack([gx, gy], -1).reshape(-1, 2), p2).argmin(-1).reshape(gx.shape)
+        ax.contourf(gx, gy, region, levels=torch.arange(self.n_way + 1) - 0.5, colors=[f"C{c}" for c in range(self.n_way)],
+                    alpha=0.12)
+        truth = self.episode.query_y.cpu()
+        right = self.predicted.cpu() == truth
+        for c in range(self.n_way):
+            ax.scatter(*s2[self.episode.support_y.cpu() == c].T, marker="s", s=30, color=f"C{c}", edgecolor="black")
+            mine = truth == c
+            ax.scatter(*q2[mine & right].T, s=12, color=f"C{c}", alpha=0.7)
+            ax.scatter(*q2[mine & ~right].T, s=40, color=f"C{c}", marker="x")
+            ax.scatter(*p2[c], marker="*", s=300, color=f"C{c}", edgecolor="black")
+        ax.set_title(f"{self.n_way}-way {self.k_shot.value}-shot, {self.distance.value}: "
+                     f"{right.sum()}/{right.numel()} queries right (x: wrong)", fontsize=9)
+        ax.set(xlabel="PC 1", ylabel="PC 2", xticks=[], yticks=[])
+        self.fig.tight_layout()
+        self.image.value = _png(self.fig)
+
+    def widget(self) -> widgets.Widget:
+        return widgets.HBox([widgets.VBox([self.k_shot, self.distance, self.resample]), self.image])
+
+    def figure(self) -> Figure:
+        return self.fig

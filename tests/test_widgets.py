@@ -1,0 +1,76 @@
+"""The chapters' explorers, driven headless: controls change the figure as they should, nothing leaks."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from mlcourse.methods.protonet import ProtoNet
+from mlcourse.models import conv4
+from mlcourse.widgets import GAP, TILE, EpisodeExplorer, PrototypeExplorer
+
+
+def tiles(explorer) -> tuple[int, int]:
+    """(rows, drawings per row) of the mosaic the episode explorer drew."""
+    height, width, _ = explorer.mosaic.shape
+    return height // TILE, (width - GAP) // TILE
+
+
+def test_the_episode_explorer_draws_the_chosen_shape():
+    explorer = EpisodeExplorer()
+    assert tiles(explorer) == (5, 1 + 3) and bytes(explorer.image.value).startswith(b"\x89PNG")
+    explorer.n_way.value, explorer.k_shot.value = 7, 2
+    assert tiles(explorer) == (7, 2 + 3)
+    assert explorer.episode.support_x.shape[0] == 7 * 2  # n_way * k_shot support images drawn
+    assert explorer.info.value.count("y=") == 7  # one class name per row
+    assert explorer.correct.numel() == 7 * 3
+
+
+def test_the_episode_explorer_resamples_and_switches_split():
+    explorer = EpisodeExplorer()
+    before = explorer.episode.classes.clone()
+    explorer.resample.click()
+    assert not torch.equal(before, explorer.episode.classes)
+    names = explorer.info.value
+    explorer.split.value = "lake"
+    lake_classes = explorer.parts["lake"].classes
+    assert explorer.info.value != names
+    assert all(lake_classes[c].replace("_", " ") in explorer.info.value for c in explorer.episode.classes.tolist())
+
+
+def test_the_sliders_never_allow_more_than_20_drawings_per_class():
+    explorer = EpisodeExplorer()
+    explorer.k_shot.value = 15
+    assert explorer.n_query.max == 5 and explorer.n_query.value <= 5
+    explorer.n_query.value = 99  # a slider clamps to its range
+    assert explorer.k_shot.value + explorer.n_query.value == 20
+    assert explorer.k_shot.max == 15
+
+
+@pytest.fixture(scope="module")
+def tiny_protonet():
+    torch.manual_seed(0)
+    return ProtoNet(conv4(hidden=16))
+
+
+def test_the_prototype_explorer_follows_k_shot_and_distance(vinyals_train, tiny_protonet):
+    explorer = PrototypeExplorer(tiny_protonet, vinyals_train.images[:50])
+    assert explorer.episode.support_x.shape[0] == 5 and explorer.predicted.shape == (5 * 10,)
+    explorer.k_shot.value = 4
+    assert explorer.episode.support_x.shape[0] == 5 * 4
+    png = explorer.image.value
+    explorer.distance.value = "cosine"
+    assert explorer.image.value != png and "cosine" in explorer.fig.axes[0].get_title()
+    explorer.resample.click()
+    assert explorer.seed == 1
+
+
+def test_explorers_redraw_one_figure_and_leak_none(vinyals_train, tiny_protonet):
+    open_before = len(plt.get_fignums())
+    explorer = EpisodeExplorer()
+    prototypes = PrototypeExplorer(tiny_protonet, vinyals_train.images[:50])
+    figures = {id(explorer.figure()), id(prototypes.figure())}
+    for n in range(2, 8):
+        explorer.n_way.value = n
+        prototypes.k_shot.value = n
+    assert {id(explorer.figure()), id(prototypes.figure())} == figures  # the same figures, redrawn
+    assert len(plt.get_fignums()) == open_before  # pyplot never saw them
