@@ -6,11 +6,13 @@ them as plain tensors; the grader loads them with `torch.load(weights_only=True)
 comparison and all the scoring here, in its own process.
 """
 
+import atexit
 import json
 import os
 import secrets
 import shutil
 import stat
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -19,13 +21,14 @@ from pathlib import Path
 import nbformat
 import torch
 
-import mlcourse
 from mlcourse.grading import checks
 from mlcourse.grading.harness import encode_args
-from mlcourse.grading.kernel import KernelRun, Limits, kernel_spec_dir, kill_leftovers, make_scratch, run_cells
+from mlcourse.grading import sandbox
+from mlcourse.grading.kernel import Kernel, KernelRun, Limits, kernel_spec_dir, kill_leftovers, make_scratch, remove_tree
 from mlcourse.grading.scoring import CheckResult, score
 from mlcourse.grading.spec import Exercise
 from mlcourse.grading.static import screen, voided
+from mlcourse.grading.stubs import stubbed_package
 
 MAX_SUBMISSION_BYTES = 50 * 2**20  # a bigger notebook is refused without running it
 MAX_RESULT_BYTES = 256 * 2**20  # per call, read back from the kernel
@@ -97,78 +100,151 @@ def parse_notebook(raw: bytes | None) -> tuple[nbformat.NotebookNode | None, str
 
 def _prelude(exercise: Exercise) -> str:
     paths = [p for fn in exercise.functions for p in fn.references]
-    return ("import mlcourse.grading.harness as _grading_harness\n"
+    return ("import sys as _sys\n"  # an editable install's finder would import the real package, not the copy
+            "_sys.meta_path[:] = [f for f in _sys.meta_path if not str(getattr(f, '__module__', '')).startswith("
+            "'__editable__')]\n"
+            "del _sys\n"
+            "import mlcourse.grading.harness as _grading_harness\n"
             f"_grading_harness.disable({paths!r})\n"
             "del _grading_harness\n")
 
 
-def _harness(inputs: Path, results: Path, call_timeout: float) -> str:
+def _harness_setup(inputs: str, results: str, call_timeout: float) -> str:
     return ("import mlcourse.grading.harness as _grading_harness\n"
-            f"_grading_harness.run_calls({str(inputs)!r}, {str(results)!r}, {call_timeout!r}, globals())\n")
+            f"_grading_harness.load_calls({inputs!r}, {results!r}, {call_timeout!r}, globals())\n")
+
+
+def _harness_call(key: str) -> str:
+    return f"_grading_harness.run_call({key!r})\n"
+
+
+CALL_GRACE_S = 2  # beyond the call time limit, before the grader kills the kernel from outside
 
 
 def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, dict, dict]:
-    """Run the student's cells, then the harness; the outputs ({key: tensors}) and errors ({key: message})."""
-    scratch = make_scratch()
+    """Run the student's cells, then the grader's calls, one cell per call; the outputs ({key: tensors}) and errors
+    ({key: message}).
+
+    A call that runs past its time limit (plus a grace period) is stopped by killing the kernel from outside: that
+    function gets an error for its remaining calls, and a fresh kernel runs the student's cells again for the calls
+    of the other functions. A kernel that dies during a call is handled the same way.
+    """
+    work = make_scratch()
+    _LIVE.add(work)
+    scratch, comm, tmp = work / "home", work / "comm", work / "tmp"
+    for d in (scratch, comm, tmp):
+        d.mkdir(mode=0o700)
     token = secrets.token_hex(8)
     results = scratch / f"results-{token}"
+    home_inside = sandbox.HOME if ctx.sandboxed else str(scratch)
+    results_inside = f"{home_inside}/results-{token}"
+    n_student = len(nb.cells)
     cells = [nbformat.v4.new_code_cell(_prelude(exercise))]
     cells += [nbformat.v4.new_code_cell(c.source) if c.cell_type == "code" else nbformat.v4.new_markdown_cell("")
               for c in nb.cells]
-    cells.append(nbformat.v4.new_code_cell(_harness(results / "inputs.pt", results, ctx.limits.call_timeout)))
+    cells.append(nbformat.v4.new_code_cell(_harness_setup(f"{results_inside}/inputs.pt", results_inside,
+                                                          ctx.limits.call_timeout)))
+    setup_index = len(cells) - 1
+    keys = list(exercise.calls)
+    call_index = {}
+    for key in keys:
+        call_index[key] = len(cells)
+        cells.append(nbformat.v4.new_code_cell(_harness_call(key)))
     run_nb = nbformat.v4.new_notebook(cells=cells)
-
-    def before(index):
-        if index == len(cells) - 1:  # the inputs exist only once the student's cells have run
-            results.mkdir(mode=0o700)
-            torch.save({"calls": ctx.calls}, results / "inputs.pt")
-
     run = KernelRun(stopped="not run")
+    outputs, errors, failed, died = {}, {}, {}, False
     try:
         (scratch / "submission.ipynb").write_text(nbformat.writes(nb))  # a copy: the original is never touched
         for f in ctx.omniglot_cache:
             target = scratch / ".cache" / "mlcourse" / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, target)
-        env = _kernel_env(scratch, ctx, token)
-        run = run_cells(run_nb, scratch, env, ctx.limits, ctx.kernels, before_cell=before)
-        outputs, errors = read_results(results, list(exercise.calls))
+        env = _kernel_env(home_inside, ctx, token)
+        if ctx.sandboxed:
+            box = sandbox.Sandbox(home=scratch, tmp=tmp, comm=comm, course=ctx.course,
+                                  data=ctx.omniglot_root, env=env)
+            prefix, launch_env = box.argv(), {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        else:
+            prefix, launch_env = [], env
+        run = KernelRun()
+        deadline = time.monotonic() + ctx.limits.timeout
+        pending, first = list(keys), True
+        while True:
+            restart = False
+            with Kernel(run_nb, scratch, launch_env, ctx.limits, ctx.kernels, run, deadline, comm, prefix) as kernel:
+                known = dict(run.cell_errors)
+                ran = all(not kernel.execute(i) for i in range(1 + n_student) if cells[i].cell_type == "code")
+                if not first:  # a fresh kernel after a stopped call: the student's cells again, their errors known
+                    run.cell_errors = known
+                if not ran:
+                    run.stopped = run.stopped or "kernel died"
+                else:
+                    if results.exists():
+                        remove_tree(results)
+                    results.mkdir(mode=0o700)  # the inputs exist only once the student's cells have run
+                    torch.save({"calls": [c for c in ctx.calls if c["key"] in pending]}, results / "inputs.pt")
+                    if not kernel.execute(setup_index, timeout=60):
+                        while pending:
+                            key = pending.pop(0)
+                            function = exercise.calls[key].function
+                            if function in failed:
+                                errors.setdefault(key, f"skipped: an earlier call {failed[function]}")
+                                continue
+                            outcome = kernel.execute(call_index[key], timeout=ctx.limits.call_timeout + CALL_GRACE_S,
+                                                     interrupt=False)
+                            if not outcome:
+                                continue
+                            if run.stopped:  # the whole submission's time or memory is up
+                                break
+                            if outcome == "timeout":
+                                errors[key] = f"CallTimeout: ran past its time limit of {ctx.limits.call_timeout:g} s"
+                                failed[function] = "ran past its time limit"
+                            else:
+                                errors[key] = "the kernel ended during this call"
+                                failed[function] = "ended the kernel"
+                                died = True
+                            restart = any(exercise.calls[k].function not in failed for k in pending)
+                            break
+            got, got_errors = read_results(results, keys)
+            outputs.update(got)
+            for k, e in got_errors.items():
+                if k not in outputs:
+                    errors.setdefault(k, e)
+            if results.exists():
+                remove_tree(results)
+            if not restart or run.stopped:
+                break
+            first = False
+        for key in pending:
+            function = exercise.calls[key].function
+            if function in failed and key not in outputs:
+                errors.setdefault(key, f"skipped: an earlier call {failed[function]}")
+        if died and not run.stopped:
+            run.stopped = "kernel died"
     finally:
-        kill_leftovers(run, (MARKER, token), scratch)
-        _remove(scratch)
+        kill_leftovers(run, (MARKER, token), work)
+        remove_tree(work)
+        _LIVE.discard(work)
     return run, outputs, errors
 
 
-def _kernel_env(scratch: Path, ctx: "_Context", token: str) -> dict[str, str]:
+def _kernel_env(home: str, ctx: "_Context", token: str) -> dict[str, str]:
     """A small, explicit environment: nothing of the grader's own environment leaks into the kernel."""
-    (scratch / "tmp").mkdir(exist_ok=True)
+    inside = ctx.sandboxed
     env = {
-        "PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"), "IPYTHONDIR": str(scratch / ".ipython"),
-        "MPLCONFIGDIR": str(scratch / ".matplotlib"), "MPLBACKEND": "Agg", "MLCOURSE_QUIET": "1",
-        "PYTHONHASHSEED": "0", "PYTHONPATH": str(Path(mlcourse.__file__).resolve().parent.parent),
+        "PATH": os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]))
+        if inside else os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": home, "USER": "student",
+        "TMPDIR": sandbox.TMP if inside else str(Path(home).parent / "tmp"), "IPYTHONDIR": f"{home}/.ipython",
+        "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg", "MLCOURSE_QUIET": "1",
+        "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime",
+        "PYTHONHASHSEED": "0", "PYTHONPATH": sandbox.COURSE if inside else str(ctx.course),
         "CUDA_VISIBLE_DEVICES": "", "MLCOURSE_DEVICE": "cpu", "JUPYTER_PLATFORM_DIRS": "1",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # the same float results on any machine, no contention
         "PYDEVD_DISABLE_FILE_VALIDATION": "1", MARKER: token,
     }
     if ctx.omniglot_root:
-        env["MLCOURSE_DATA"] = ctx.omniglot_root
+        env["MLCOURSE_DATA"] = sandbox.DATA if inside else ctx.omniglot_root
     return env
-
-
-def _remove(folder: Path) -> None:
-    """Delete a scratch folder, even where the submission took away write permissions."""
-    def retry(func, path, _):
-        for p in (Path(path).parent, Path(path)):
-            try:
-                os.chmod(p, stat.S_IRWXU)
-            except OSError:
-                pass
-        try:
-            func(path)
-        except OSError:
-            pass
-    shutil.rmtree(folder, onerror=retry)
 
 
 def read_results(folder: Path, keys: list[str]) -> tuple[dict, dict]:
@@ -231,6 +307,8 @@ class _Context:
     kernels: object
     omniglot_root: str | None
     omniglot_cache: list[Path]
+    course: Path  # holds the copy of mlcourse, references stubbed, that the kernels import
+    sandboxed: bool  # each kernel runs in its own bubblewrap sandbox
 
 
 def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
@@ -277,25 +355,50 @@ def omniglot_for_kernels(echo=print) -> tuple[str | None, list[Path]]:
 
 
 def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = None, jobs: int = 1,
-          seed: int | None = None, echo=print) -> tuple[Exercise, list[Graded], list[str]]:
+          seed: int | None = None, echo=print, sandboxed: bool | None = None
+          ) -> tuple[Exercise, list[Graded], list[str]]:
     """Grade every notebook in `submissions`: the exercise, the grades (by student), and the files ignored.
 
-    `limits` replaces the exercise set's default limits; a dict overrides only the fields it names.
+    `limits` replaces the exercise set's default limits; a dict overrides only the fields it names. Each kernel runs
+    in a bubblewrap sandbox; `sandboxed=False` runs them without one (only for trusted code), and the default (None)
+    refuses to grade when the sandbox cannot be built here (RuntimeError, which says why).
     """
     exercise = checks.build(exercise_name, seed)
+    if sandboxed is None or sandboxed:
+        why = sandbox.unavailable()
+        if why:
+            raise SandboxUnavailable(f"cannot sandbox the submissions: {why}. Install bubblewrap, or grade only "
+                                     "code you trust with --no-sandbox (see book/instructors.md)")
     limits = resolve_limits(exercise, limits)
     subs, ignored = read_submissions(Path(submissions))
     root, cache = omniglot_for_kernels(echo) if exercise.uses_omniglot else (None, [])
     calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
              for k, c in exercise.calls.items()]
-    kernels_dir = Path(make_scratch())
+    run_dir = make_scratch()
+    _LIVE.add(run_dir)
     try:
-        ctx = _Context(exercise, calls, limits, kernel_spec_dir(kernels_dir), root, cache)
+        course = stubbed_package(run_dir / "course", [p for fn in exercise.functions for p in fn.references])
+        ctx = _Context(exercise, calls, limits, kernel_spec_dir(run_dir / "kernels"), root, cache, course,
+                       sandboxed is not False)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             graded = list(pool.map(lambda s: _announce(_safely(s[0], s[1], ctx), exercise, echo), subs))
     finally:
-        _remove(kernels_dir)
+        remove_tree(run_dir)
+        _LIVE.discard(run_dir)
     return exercise, graded, ignored
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be built on this machine, and grading without it was not asked for."""
+
+
+_LIVE: set[Path] = set()  # the temporary folders of this process's grading runs, removed at exit if still there
+
+
+@atexit.register
+def _remove_live() -> None:
+    for folder in list(_LIVE):
+        remove_tree(folder)
 
 
 def resolve_limits(exercise: Exercise, limits: Limits | dict | None) -> Limits:

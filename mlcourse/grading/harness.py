@@ -163,3 +163,36 @@ def run_calls(inputs_path: str, results_dir: str, time_limit: float, namespace: 
             os.replace(errors_path + ".tmp", errors_path)
 
     call_all(calls, namespace, time_limit, on_result=save)
+
+
+_STATE: dict = {}  # the calls loaded by load_calls, for run_call (one cell per call)
+
+
+def load_calls(inputs_path: str, results_dir: str, time_limit: float, namespace: dict) -> None:
+    """Kernel side: load the grader's calls, to be made one at a time by `run_call`, each in a cell of its own."""
+    calls = torch.load(inputs_path, weights_only=True)["calls"]
+    _STATE.update(calls={c["key"]: c for c in calls}, results=results_dir, limit=time_limit, namespace=namespace,
+                  errors={}, timed_out=set())
+
+
+def run_call(key: str) -> None:
+    """Kernel side: make one loaded call; save its tensors, or its error into errors.json."""
+    call, name = _STATE["calls"][key], _STATE["calls"][key]["function"]
+    errors, results = _STATE["errors"], _STATE["results"]
+    function = _STATE["namespace"].get(name)
+    try:
+        if name in _STATE["timed_out"]:
+            raise CallTimeout("skipped: an earlier call ran past its time limit")
+        if not callable(function):
+            raise NameError(f"{name} is not defined in the notebook" if function is None else f"{name} is not a function")
+        tensors = call_one(function, call, _STATE["limit"])
+        torch.save({f"{key}:{i}": t for i, t in enumerate(tensors)}, os.path.join(results, f"{key}.pt"))
+        return
+    except BaseException as err:  # SystemExit, CallTimeout, KeyboardInterrupt included: the call failed
+        errors[key] = short_error(err)
+        if isinstance(err, CallTimeout):
+            _STATE["timed_out"].add(name)
+    path = os.path.join(results, "errors.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(errors, f)
+    os.replace(path + ".tmp", path)

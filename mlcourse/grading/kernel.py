@@ -1,12 +1,19 @@
 """Run a submission's cells in a fresh kernel, under a wall-clock limit and a memory limit.
 
-A watchdog thread sums the resident memory of the kernel and its children (psutil) and kills them
-all when the limit is passed or the time is up. An address-space limit (RLIMIT_AS) is not used: the
+A watchdog thread sums the resident memory of the kernel's process tree (psutil) and kills it all
+when the limit is passed or the time is up. An address-space limit (RLIMIT_AS) is not used: the
 CUDA build of torch reserves far more address space than it uses, and would not even import.
+
+The kernel talks to the grader over ZMQ's ipc transport (Unix sockets) whose files, with the
+connection file, live in a private folder that the caller removes: no TCP port is opened, and the
+kernel can run in a sandbox without a network (`sandbox.Sandbox`), whose command line then prefixes
+the kernel's. Limits that matter are enforced from outside: a cell that runs past its time can be
+interrupted (or, for the grader's calls, the whole kernel killed), and the watchdog kills the tree.
 """
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -46,13 +53,26 @@ class KernelRun:
 
 
 def kernel_spec_dir(folder: Path) -> KernelSpecManager:
-    """A kernel spec that runs ipykernel with this very interpreter (not whatever 'python3' names)."""
+    """A kernel spec that runs ipykernel with this very interpreter (not whatever 'python3' names).
+
+    Interrupts go as a message on the control channel (ipykernel then signals itself), since a signal
+    sent to the process group from outside does not reach a kernel in a sandbox of its own.
+    """
     spec = folder / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "mlcourse grader",
-                                                  "language": "python"}))
+                                                  "language": "python", "interrupt_mode": "message"}))
     return KernelSpecManager(kernel_dirs=[str(folder)])
+
+
+class _Manager(AsyncKernelManager):
+    """A kernel manager whose kernel command is prefixed (by the sandbox's bwrap command line)."""
+
+    prefix: list[str] = []
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return list(self.prefix) + super().format_kernel_cmd(extra_arguments)
 
 
 class _QuietClient(NotebookClient):
@@ -112,50 +132,114 @@ def _error_of(cell) -> str:
     return ""
 
 
+class Kernel:
+    """One kernel running the cells of `nb` on demand, under the watchdog; a context manager.
+
+    `run` and `deadline` may be shared by several kernels of one submission (a fresh kernel after a
+    call that had to be killed): the memory peak, the processes seen and the deadline carry over.
+    """
+
+    def __init__(self, nb, cwd: Path, env: dict, limits: Limits, kernels: KernelSpecManager, run: KernelRun,
+                 deadline: float, comm: Path, prefix: list[str] | None = None):
+        self.nb, self.limits, self.run, self.deadline = nb, limits, run, deadline
+        self.km = _Manager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernels, transport="ipc",
+                           connection_file=str(comm / "kernel.json"))
+        self.km.prefix = list(prefix or [])
+        self.client = _QuietClient(nb, km=self.km, allow_errors=True, interrupt_on_timeout=True,
+                                   shutdown_kernel="immediate", timeout=int(limits.cell_timeout),
+                                   startup_timeout=int(max(10, min(limits.timeout, deadline - time.monotonic()))),
+                                   iopub_timeout=4, record_timing=False)
+        self.env, self.cwd = env, cwd
+        self.watchdog, self.alive, self._setup = None, False, None
+
+    def __enter__(self) -> "Kernel":
+        # the kernel's own stdout and stderr (not the cells' outputs) would flood the grader's terminal
+        self._setup = self.client.setup_kernel(env=self.env, cwd=str(self.cwd), stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._setup.__enter__()
+        except (DeadKernelError, RuntimeError, TimeoutError, OSError) as err:  # the kernel never came up
+            self._setup = None
+            self._kill_all()
+            if not self.run.stopped:
+                self.run.stopped = f"kernel failed to start: {type(err).__name__}: {err}"[:200]
+            return self
+        self.watchdog = _Watchdog(self.km.provisioner.pid, self.deadline, self.limits.memory_mb, self.run)
+        self.watchdog.start()
+        self.alive = True
+        return self
+
+    def execute(self, index: int, timeout: float | None = None, interrupt: bool = True) -> str:
+        """Run cell `index`: '' when it ran (its error, if any, is in run.cell_errors), 'timeout' when it ran past
+        `timeout` without being interrupted (interrupt=False), 'died' when the kernel is gone."""
+        if not self.alive or self.run.stopped:
+            return "died"
+        limit = self.limits.cell_timeout if timeout is None else timeout
+        self.client.timeout = max(1, int(min(limit, self.deadline - time.monotonic()) + 1))
+        self.client.interrupt_on_timeout = interrupt
+        cell = self.nb.cells[index]
+        try:
+            self.client.execute_cell(cell, index)
+        except DeadKernelError:
+            self.alive = False
+            return "died"
+        except CellTimeoutError:
+            if interrupt or time.monotonic() > self.deadline:  # an interrupt did not help: the whole time is up
+                self.run.stopped = self.run.stopped or "timeout"
+                self.alive = False
+                return "died"
+            self.alive = False
+            self._kill_all()
+            return "timeout"
+        if _error_of(cell):
+            self.run.cell_errors[index] = _error_of(cell)
+        if self.run.stopped:
+            self.alive = False
+            return "died"
+        return ""
+
+    def _kill_all(self) -> None:
+        procs = self.watchdog.tree() if self.watchdog else []
+        with suppress(Exception):
+            if self.km.provisioner is not None and self.km.provisioner.pid:
+                procs = procs or [psutil.Process(self.km.provisioner.pid)]
+        kill(procs)
+
+    def __exit__(self, *exc) -> None:
+        if self.watchdog is not None:
+            self.watchdog.done.set()
+        self._kill_all()
+        if self.watchdog is not None:
+            self.watchdog.join()
+        if self._setup is not None:
+            with suppress(Exception):
+                self._setup.__exit__(None, None, None)  # also removes the connection file and the ipc sockets
+
+
 def run_cells(nb, scratch: Path, env: dict, limits: Limits, kernels: KernelSpecManager,
-              before_cell=None) -> KernelRun:
+              before_cell=None, comm: Path | None = None, prefix: list[str] | None = None) -> KernelRun:
     """Execute every code cell of `nb` in a fresh kernel in `scratch`; errors in cells do not stop the run.
 
-    `before_cell(index)` is called in the grader's process just before cell `index` runs.
+    `before_cell(index)` is called in the grader's process just before cell `index` runs. The kernel's connection
+    file and sockets go into `comm` (a private temporary folder, removed at the end, when none is given).
     """
     run = KernelRun()
-    start = time.monotonic()
-    deadline = start + limits.timeout
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernels)
-    client = _QuietClient(nb, km=km, allow_errors=True, interrupt_on_timeout=True, shutdown_kernel="immediate",
-                          timeout=int(limits.cell_timeout), startup_timeout=int(max(10, limits.timeout)),
-                          iopub_timeout=4, record_timing=False)
-    watchdog = None
+    own_comm = comm is None
+    comm = Path(tempfile.mkdtemp(prefix="mlcourse-kernel-")) if own_comm else comm
     try:
-        with client.setup_kernel(env=env, cwd=str(scratch)):
-            watchdog = _Watchdog(km.provisioner.pid, deadline, limits.memory_mb, run)
-            watchdog.start()
+        with Kernel(nb, scratch, env, limits, kernels, run, time.monotonic() + limits.timeout, comm,
+                    prefix) as kernel:
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
                 if before_cell is not None:
                     before_cell(index)
-                client.timeout = max(1, int(min(limits.cell_timeout, deadline - time.monotonic()) + 1))
-                try:
-                    client.execute_cell(cell, index)
-                except DeadKernelError:
+                if kernel.execute(index):
                     run.stopped = run.stopped or "kernel died"
                     break
-                except CellTimeoutError:
-                    run.stopped = run.stopped or "timeout"
-                    break
-                if _error_of(cell):
-                    run.cell_errors[index] = _error_of(cell)
-                if run.stopped:
-                    break
-    except (DeadKernelError, RuntimeError, TimeoutError, OSError) as err:  # the kernel never came up
-        if not run.stopped:
-            run.stopped = f"kernel failed to start: {type(err).__name__}: {err}"[:200]
     finally:
-        if watchdog is not None:
-            watchdog.done.set()
-            kill(watchdog.tree())
-            watchdog.join()
+        if own_comm:
+            remove_tree(comm)
     return run
 
 
@@ -174,3 +258,17 @@ def kill_leftovers(run: KernelRun, marker: tuple[str, str], scratch: Path) -> No
 def make_scratch() -> Path:
     """A fresh private directory (mode 0700, random name) for one submission."""
     return Path(tempfile.mkdtemp(prefix="mlcourse-grade-"))
+
+
+def remove_tree(folder: Path) -> None:
+    """Delete a folder, even where the submission took away write permissions."""
+    import shutil
+    import stat
+
+    def retry(func, path, _):
+        for p in (Path(path).parent, Path(path)):
+            with suppress(OSError):
+                os.chmod(p, stat.S_IRWXU)
+        with suppress(OSError):
+            func(path)
+    shutil.rmtree(folder, onerror=retry)

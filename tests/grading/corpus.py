@@ -5,6 +5,12 @@ from pathlib import Path
 
 import nbformat
 
+from mlcourse.grading.sandbox import unavailable
+
+NO_SANDBOX = unavailable()  # why bubblewrap cannot sandbox kernels here ('' when it can)
+# what the tests pass to grade(): the sandbox where it works, else grading without it, asked for explicitly
+SANDBOXED = False if NO_SANDBOX else None
+
 ROOT = Path(__file__).resolve().parents[2]
 EXERCISE = "01_tasks_and_episodes"
 SOLUTION = ROOT / "solutions" / f"{EXERCISE}.ipynb"

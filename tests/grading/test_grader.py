@@ -13,7 +13,7 @@ from mlcourse.grading.grader import grade, parse_notebook, read_results, resolve
 from mlcourse.grading.kernel import Limits
 from tests.grading.checks.notebooks import GradedSet
 from tests.grading.corpus import (EXERCISE, EXERCISES, EXPECTED, GLOBAL_RNG_SAMPLER, PERCENT_ACCURACY,
-                                  SOLUTION, WRONG_NEAREST, functions, hostile, notebook)
+                                  SANDBOXED, SOLUTION, WRONG_NEAREST, functions, hostile, notebook)
 
 LIMITS = Limits(timeout=90, memory_mb=2000, cell_timeout=30, call_timeout=2)
 
@@ -36,7 +36,8 @@ def graded(tmp_path_factory):
     _write(subs_dir, subs)
     (subs_dir / "notes.txt").write_text("not a notebook, and not .ipynb: ignored")
     before = report.snapshot(out_dir)
-    exercise, results, ignored = grade(subs_dir, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None)
+    exercise, results, ignored = grade(subs_dir, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None,
+                                       sandboxed=SANDBOXED)
     strays = sorted(report.snapshot(out_dir) - before)
     report.write(out_dir, exercise, results)
     return {"exercise": exercise, "results": {g.student: g for g in results}, "ignored": ignored,
@@ -91,9 +92,13 @@ def test_outputs_are_right_despite_a_submission_writing_there(graded):
     assert rows["monkeypatch"]["total"] == "9" and rows["fake_score"]["total"] == "0"
     assert rows["solution"]["sample_episode"] == "7" and rows["solution"]["max"] == "15"
     assert (out / "feedback" / "monkeypatch.md").read_text().startswith("# 01_tasks_and_episodes: feedback")
-    assert "evil.txt" in graded["strays"] and (out / "evil.txt").exists()  # reported, never mistaken for grades
     assert graded["ignored"] == ["notes.txt"]
-    assert not list(graded["subs"].glob("*.ipynb"))  # the vandal deleted them all: graded from memory anyway
+    if SANDBOXED is False:  # the vandal reached the folders: what it wrote is reported, never mistaken for grades
+        assert "evil.txt" in graded["strays"] and (out / "evil.txt").exists()
+        assert not list(graded["subs"].glob("*.ipynb"))  # it deleted them all: graded from memory anyway
+    else:  # in the sandbox it sees neither folder
+        assert graded["strays"] == [] and not (out / "evil.txt").exists()
+        assert len(list(graded["subs"].glob("*.ipynb"))) == len(graded["results"])
 
 
 def test_feedback_names_hidden_checks_without_their_inputs(graded):
@@ -120,7 +125,7 @@ def test_grading_twice_gives_the_same_grades(graded, tmp_path):
                                                  episode_accuracy=PERCENT_ACCURACY)),
              "missing_function": notebook(*functions(episode_accuracy=""))}
     _write(tmp_path, again)
-    _, results, _ = grade(tmp_path, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None)
+    _, results, _ = grade(tmp_path, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None, sandboxed=SANDBOXED)
     for g in results:
         first = graded["results"][g.student]
         assert [r.points for r in g.results] == [r.points for r in first.results]
