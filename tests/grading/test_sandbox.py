@@ -1,0 +1,253 @@
+"""Hostile submissions of chapter 4's exercises, through the real kernel path: what each attack reaches.
+
+Each attack here worked against the grader before the sandbox (issue 9); the tests that need
+bubblewrap skip, with the reason, where it cannot run (grading then goes on without it).
+"""
+
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import nbformat
+import pytest
+
+from mlcourse.grading import report
+from mlcourse.grading.grader import grade
+from mlcourse.grading.kernel import Limits
+from tests.grading.corpus import NO_SANDBOX, ROOT, SANDBOXED
+
+EXERCISE = "04_prototypical_networks"
+LIMITS = Limits(timeout=90, memory_mb=2000, cell_timeout=20, call_timeout=20)  # a child Python takes seconds
+SECRET = "grader-secret-3f9a"  # in the grader's environment while it grades; no submission may read it
+needs_sandbox = pytest.mark.skipif(bool(NO_SANDBOX), reason=f"no sandbox here: {NO_SANDBOX}")
+
+IMPORTS = "import torch\nimport torch.nn.functional as F"
+PROTOTYPES = '''
+def prototypes(support, support_y, n_way):
+    return torch.stack([support[support_y == c].mean(dim=0) for c in range(n_way)])
+'''
+DISTANCE = '''
+def distance_logits(query, prototypes):
+    return -(query[:, None, :] - prototypes[None, :, :]).pow(2).sum(dim=-1)
+'''
+LOSS = '''
+def episode_loss(support, support_y, query, query_y, n_way):
+    protos = torch.stack([support[support_y == c].mean(dim=0) for c in range(n_way)])
+    logits = -(query[:, None, :] - protos[None, :, :]).pow(2).sum(dim=-1)
+    return F.cross_entropy(logits, query_y), (logits.argmax(dim=1) == query_y).float().mean()
+'''
+SOLUTION = [PROTOTYPES, DISTANCE, LOSS]
+
+DOUBLE_FORK = '''
+import os, subprocess, sys
+code = """
+import os, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+os.chdir("/")
+for _ in range(600):
+    time.sleep(0.5)
+    try:
+        if os.path.exists({grades!r}):
+            open({grades!r}, "w").write("student,total\\\\ndouble_fork,999\\\\n")
+            break
+    except OSError:
+        pass
+"""
+subprocess.Popen([sys.executable, "-c", code], env={{}}, cwd="/", start_new_session=True)
+'''
+
+SNOOP = '''
+import os
+found = ""
+pid = os.getpid()
+for _ in range(20):  # up the chain of parents: their environments and command lines
+    try:
+        ppid = int(open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[1])
+        environ = open(f"/proc/{{ppid}}/environ", "rb").read().decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        break
+    if {secret!r} in environ:
+        found = {secret!r}
+    pid = ppid
+    if pid <= 1:
+        break
+try:
+    open({victim!r}, "w").write("overwritten by snoop")
+except OSError:
+    pass
+'''
+SNOOP_LEAK = '''
+def prototypes(support, support_y, n_way):
+    if found:
+        raise ValueError("LEAK " + found)
+    return torch.stack([support[support_y == c].mean(dim=0) for c in range(n_way)])
+'''
+
+COPIES_REFERENCE = '''
+import glob, os, shutil, sys
+import mlcourse
+src = glob.glob(os.path.join(os.path.dirname(mlcourse.__file__), "methods", "proto*.py"))[0]
+shutil.copy(src, "my_means.py")
+sys.path.insert(0, os.getcwd())
+import my_means
+
+def prototypes(support, support_y, n_way):
+    return my_means.prototypes(support, support_y, n_way)
+'''
+
+CHILD_PYTHON = '''
+import os, subprocess, sys, tempfile
+
+def distance_logits(query, prototypes):
+    folder = tempfile.mkdtemp()
+    torch.save((query, prototypes), os.path.join(folder, "in.pt"))
+    name = "mlcourse." + "methods." + "proto" + "net"
+    helper = "squared_" + "euclidean"
+    code = ("import importlib, torch, os; m = importlib.import_module(%r); q, p = torch.load(%r); "
+            "torch.save(-getattr(m, %r)(q, p), %r)" % (name, os.path.join(folder, "in.pt"), helper,
+                                                      os.path.join(folder, "out.pt")))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
+    return torch.load(os.path.join(folder, "out.pt"))
+'''
+
+IGNORES_ALARM = '''
+import signal
+
+def distance_logits(query, prototypes):
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # the grader's in-kernel alarm never fires
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # nor does an interrupt
+    while True:
+        pass
+'''
+
+KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+
+
+def notebook(*sources: str) -> str:
+    cells = [nbformat.v4.new_code_cell(s) for s in (IMPORTS, *sources)]
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The corpus graded once, in a private temporary folder and Jupyter runtime folder, with a secret set."""
+    base = tmp_path_factory.mktemp("sandbox")
+    subs_dir, out_dir, private_tmp, runtime = base / "submissions", base / "out", base / "tmp", base / "runtime"
+    for d in (subs_dir, private_tmp, runtime):
+        d.mkdir()
+    subs = {
+        "solution": notebook(*SOLUTION),
+        "copies_reference": notebook(COPIES_REFERENCE, DISTANCE, LOSS),
+        "ignores_alarm": notebook(PROTOTYPES, IGNORES_ALARM, LOSS),
+    }
+    if not NO_SANDBOX:  # these attack the machine: never run them without the sandbox
+        subs["double_fork"] = notebook(*SOLUTION, DOUBLE_FORK.format(grades=str(out_dir / "grades.csv")))
+        subs["snoop"] = notebook(SNOOP.format(secret=SECRET, victim=str(subs_dir / "solution.ipynb")), SNOOP_LEAK,
+                                 DISTANCE, LOSS)
+        subs["child_python"] = notebook(PROTOTYPES, CHILD_PYTHON, LOSS)
+    for name, text in subs.items():
+        (subs_dir / f"{name}.ipynb").write_text(text)
+    saved = {k: os.environ.get(k) for k in ("MLCOURSE_TEST_SECRET", "JUPYTER_RUNTIME_DIR")}
+    os.environ.update(MLCOURSE_TEST_SECRET=SECRET, JUPYTER_RUNTIME_DIR=str(runtime))
+    tempfile.tempdir = str(private_tmp)
+    try:
+        exercise, results, _ = grade(subs_dir, EXERCISE, LIMITS, jobs=2, echo=lambda *a: None, sandboxed=SANDBOXED)
+    finally:
+        tempfile.tempdir = None
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    report.write(out_dir, exercise, results)
+    return {"results": {g.student: g for g in results}, "out": out_dir, "subs": subs_dir, "originals": subs,
+            "tmp": private_tmp, "runtime": runtime}
+
+
+def points(g) -> dict[str, float]:
+    return {fn: g.points(fn) for fn in ("prototypes", "distance_logits", "episode_loss")}
+
+
+def test_the_solution_gets_full_marks_in_the_sandbox(graded):
+    g = graded["results"]["solution"]
+    assert g.total == 14 and g.status_text == "ok", (g.status_text, g.notes)
+
+
+def test_a_function_that_ignores_the_alarm_loses_its_own_points_only(graded):
+    g = graded["results"]["ignores_alarm"]
+    assert points(g) == {"prototypes": 5, "distance_logits": 0, "episode_loss": 4}, (g.status_text, g.notes)
+    assert any("time limit" in r.message for r in g.results if r.function == "distance_logits")
+    assert g.seconds < LIMITS.timeout
+
+
+def test_a_copy_of_an_mlcourse_file_holds_no_reference(graded):
+    g = graded["results"]["copies_reference"]
+    assert points(g) == {"prototypes": 0, "distance_logits": 5, "episode_loss": 4}
+    assert all("not available during grading" in r.message for r in g.results if r.function == "prototypes")
+
+
+@needs_sandbox
+def test_a_child_python_process_finds_no_reference(graded):
+    g = graded["results"]["child_python"]
+    assert points(g) == {"prototypes": 5, "distance_logits": 0, "episode_loss": 4}
+    assert any("not available during grading" in r.message for r in g.results)  # for want of the reference
+
+
+@needs_sandbox
+def test_a_double_forked_process_cannot_rewrite_the_grades_afterwards(graded):
+    time.sleep(3)  # the escaped process, were it alive, looks for grades.csv every 0.5 s
+    rows = {r["student"]: r for r in csv.DictReader((graded["out"] / "grades.csv").open())}
+    assert rows["double_fork"]["total"] == "14" and rows["solution"]["total"] == "14"
+
+
+@needs_sandbox
+def test_a_submission_sees_neither_the_submissions_nor_the_graders_environment(graded):
+    assert (graded["subs"] / "solution.ipynb").read_text() == graded["originals"]["solution"]
+    g = graded["results"]["snoop"]
+    assert g.total == 14, (g.status_text, [r.message for r in g.results if r.message])
+    text = "".join(p.read_text() for p in (graded["out"] / "feedback").iterdir())
+    assert "LEAK" not in text and SECRET not in text
+
+
+def test_no_connection_file_or_scratch_folder_is_left(graded):
+    ours = [p.name for p in (*graded["tmp"].iterdir(), *graded["runtime"].iterdir())
+            if p.name.startswith(("mlcourse-", "kernel-", "tmp"))]  # torch's own caches may appear there too
+    assert ours == []
+
+
+@needs_sandbox
+def test_killing_the_parent_process_does_not_end_the_grading(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "kills_grader.ipynb").write_text(notebook(*SOLUTION, KILLS_GRADER))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "mlcourse", "grade", str(subs), "--exercise", EXERCISE, "--out",
+                           str(tmp_path / "out"), "--timeout", "60", "--call-timeout", "10"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert rows[0]["student"] == "kills_grader" and rows[0]["total"] == "14"
+
+
+def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path, monkeypatch, capsys):
+    from mlcourse.grading import sandbox
+    from mlcourse.grading.cli import main
+    from mlcourse.grading.grader import SandboxUnavailable
+
+    monkeypatch.setenv("MLCOURSE_GRADER_NO_BWRAP", "1")
+    sandbox.unavailable.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable, match="--no-sandbox"):
+            grade(tmp_path, EXERCISE, LIMITS, echo=lambda *a: None)
+        assert main(["grade", str(tmp_path), "--exercise", EXERCISE, "--out", str(tmp_path / "o")]) == 2
+        assert "cannot sandbox the submissions" in capsys.readouterr().err
+        assert main(["grade", str(tmp_path), "--exercise", EXERCISE, "--out", str(tmp_path / "o"),
+                     "--no-sandbox"]) == 0
+        assert "WITHOUT the sandbox" in capsys.readouterr().err
+    finally:
+        monkeypatch.delenv("MLCOURSE_GRADER_NO_BWRAP")
+        sandbox.unavailable.cache_clear()
