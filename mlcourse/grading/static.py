@@ -1,7 +1,9 @@
 """Screen a submission's code, in the grader's process, for the reference implementation and import tricks.
 
-This reads the code; it never runs it. It is a screen, not a proof: the grader also disables the
-references inside the student's kernel, and an instructor reads whatever gets flagged.
+This reads the code's syntax tree (names, attributes, imports), never its strings or comments, and
+never runs it. Its findings are advice for the instructor, who reads whatever gets flagged: they
+never take points away by themselves. What keeps the references out of reach is the kernel's copy
+of mlcourse, in which they are stubs that raise (`stubs.py`), and the sandbox around it.
 """
 
 import ast
@@ -131,15 +133,12 @@ class _Screen(ast.NodeVisitor):
             if name and name in self.names:
                 self._name(name, "import")
 
-    def visit_Constant(self, node):
-        if isinstance(node.value, str):
-            text = node.value
-            for name, fn_name in self.names.items():
-                if name in text:
-                    self.flag(f"names {name} in a string, the reference of {fn_name}", fn_name)
-            for module, fn_name in self.modules.items():
-                if module in text or module.replace(".", "/") in text:
-                    self.flag(f"names {module} in a string, which holds the reference of {fn_name}", fn_name)
+    def visit_Call(self, node):
+        """getattr(x, 'EpisodeSampler'): a reference reached by its name as an attribute."""
+        if (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            self._name(node.args[1].value, "attribute")
+        self.generic_visit(node)
 
 
 def _dotted(node: ast.Attribute, aliases: dict[str, str]) -> str | None:
@@ -180,7 +179,7 @@ def _unique(findings: list[Finding]) -> list[Finding]:
 
 
 def voided(findings: list[Finding], exercise: Exercise) -> dict[str, str]:
-    """Graded function -> why it gets zero, from the findings."""
+    """Graded function -> the first finding that concerns it (for the instructor's look; points are not taken)."""
     reasons = {}
     for f in findings:
         targets = [fn.name for fn in exercise.functions] if f.function is None else [f.function]

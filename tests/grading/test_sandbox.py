@@ -127,6 +127,15 @@ def distance_logits(query, prototypes):
         pass
 '''
 
+MENTIONS = '''
+def episode_loss(support, support_y, query, query_y, n_way):
+    # like mlcourse's ProtoNet, from the squared_euclidean distances
+    print("my ProtoNet: prototypes, then squared_euclidean distances (see mlcourse.methods.protonet)")
+    protos = torch.stack([support[support_y == c].mean(dim=0) for c in range(n_way)])
+    logits = -(query[:, None, :] - protos[None, :, :]).pow(2).sum(dim=-1)
+    return F.cross_entropy(logits, query_y), (logits.argmax(dim=1) == query_y).float().mean()
+'''
+
 KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
 
 
@@ -146,6 +155,7 @@ def graded(tmp_path_factory):
         "solution": notebook(*SOLUTION),
         "copies_reference": notebook(COPIES_REFERENCE, DISTANCE, LOSS),
         "ignores_alarm": notebook(PROTOTYPES, IGNORES_ALARM, LOSS),
+        "mentions_in_strings": notebook(PROTOTYPES, DISTANCE, MENTIONS),
     }
     if not NO_SANDBOX:  # these attack the machine: never run them without the sandbox
         subs["double_fork"] = notebook(*SOLUTION, DOUBLE_FORK.format(grades=str(out_dir / "grades.csv")))
@@ -188,6 +198,11 @@ def test_a_copy_of_an_mlcourse_file_holds_no_reference(graded):
     g = graded["results"]["copies_reference"]
     assert points(g) == {"prototypes": 0, "distance_logits": 5, "episode_loss": 4}
     assert all("not available during grading" in r.message for r in g.results if r.function == "prototypes")
+
+
+def test_naming_a_reference_in_a_string_or_comment_costs_nothing(graded):
+    g = graded["results"]["mentions_in_strings"]
+    assert g.total == 14 and g.status_text == "ok", (g.status_text, g.notes)
 
 
 @needs_sandbox

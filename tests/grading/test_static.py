@@ -25,8 +25,6 @@ def flagged(*sources):
     ("s = getattr(mlcourse.data, 'EpisodeSampler')", "sample_episode"),
     ("from mlcourse.methods.base import accuracy", "episode_accuracy"),
     ("import mlcourse.methods as mm\nmm.base.accuracy(a, b)", "episode_accuracy"),
-    ("import subprocess\nsubprocess.run(['python', '-c', 'import mlcourse.methods.nearest'])",
-     "nearest_neighbour_predict"),
 ])
 def test_uses_of_a_reference_void_that_function(source, function):
     assert set(flagged(source)) == {function}
@@ -49,6 +47,8 @@ def test_import_tricks_void_every_function(source):
     "model = torch.compile(model)\n%timeit f()\n!ls",
     "def broken(:\n",  # a syntax error is not a finding (the cell fails when it runs)
     "# from mlcourse.methods.nearest import min_per_class  (a comment)",
+    "print('my EpisodeSampler, better than PixelNearestNeighbour')",  # strings are never read
+    "import subprocess\nsubprocess.run(['python', '-c', 'import mlcourse.methods.nearest'])",  # the kernel's copy
 ])
 def test_honest_code_is_not_flagged(source):
     assert findings(source) == []
