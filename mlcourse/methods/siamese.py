@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlcourse.data.episodes import Episode
-from mlcourse.data.pairs import Pairs
+from mlcourse.data.pairs import Pairs, distort
 from mlcourse.methods.base import Method
 from mlcourse.methods.nearest import min_per_class
 from mlcourse.methods.protonet import embed_episode
@@ -16,10 +16,11 @@ from mlcourse.models import conv4, embed_images
 class SiameseNet(Method):
     """Twin embeddings, a weighted L1 distance, and a logistic output: p(same) = sigmoid(w . |f(x1) - f(x2)| + b)."""
 
-    def __init__(self, embed: nn.Module | None = None, dim: int = 64):
+    def __init__(self, embed: nn.Module | None = None, dim: int = 64, distort: bool = False):
         super().__init__()
-        self.embed = embed if embed is not None else conv4()
+        self.embed = embed if embed is not None else conv4(hidden=dim)  # dim: conv4's width and embedding size
         self.head = nn.Linear(dim, 1)
+        self.distort = distort  # Koch et al.'s affine distortions of the training pairs
 
     def pair_logits(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """Log-odds that two embeddings show the same class: (..., d), (..., d) -> (...); symmetric."""
@@ -32,7 +33,8 @@ class SiameseNet(Method):
 
     def loss(self, pairs: Pairs) -> tuple[torch.Tensor, float]:
         """Binary cross-entropy of the verification task, and its accuracy (meta-training is binary)."""
-        logits = self.similarity(pairs.x1, pairs.x2)
+        x1, x2 = (distort(pairs.x1), distort(pairs.x2)) if self.distort else (pairs.x1, pairs.x2)
+        logits = self.similarity(x1, x2)
         acc = ((logits > 0).float() == pairs.same).float().mean().item()
         return F.binary_cross_entropy_with_logits(logits, pairs.same), acc
 
