@@ -1,6 +1,7 @@
 """The `exercises` and `grade` commands of `python -m mlcourse`."""
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def add_commands(subparsers) -> None:
                     help=f"seconds per call of a graded function ({defaults.call_timeout:g})")
     gr.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     gr.add_argument("--seed", type=int, default=None,
-                    help="seed of the hidden inputs (default: fixed by the exercise name)")
+                    help="seed of the hidden inputs (default: from the exercise name and the grader secret, "
+                         "$MLCOURSE_GRADER_SECRET or ~/.config/mlcourse/grader-secret)")
     gr.add_argument("--no-sandbox", action="store_true",
                     help="run the kernels without the bubblewrap sandbox (only for code you trust: see "
                          "book/instructors.md for what is then not protected)")
@@ -79,6 +81,7 @@ def run_grade(args) -> int:
     before = report.snapshot(args.out)
     if args.no_sandbox:
         print(NO_SANDBOX_WARNING, file=sys.stderr)
+    signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C: kernels stopped, temporary folders removed
     try:
         exercise, graded, ignored = grade(args.submissions, args.exercise, limits, args.jobs, args.seed,
                                           sandboxed=False if args.no_sandbox else None)
@@ -91,6 +94,10 @@ def run_grade(args) -> int:
     strays = sorted(report.snapshot(args.out) - before - ours)
     print(report.summary(exercise, graded, time.monotonic() - start, written, ignored, strays))
     return 0
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def main(argv=None) -> int:

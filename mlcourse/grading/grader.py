@@ -24,7 +24,8 @@ import torch
 from mlcourse.grading import checks
 from mlcourse.grading.harness import encode_args
 from mlcourse.grading import sandbox
-from mlcourse.grading.kernel import Kernel, KernelRun, Limits, kernel_spec_dir, kill_leftovers, make_scratch, remove_tree
+from mlcourse.grading.kernel import (Kernel, KernelRun, Limits, allow_kernels, kernel_spec_dir, kill_leftovers,
+                                     make_scratch, remove_tree, stop_all)
 from mlcourse.grading.scoring import CheckResult, score
 from mlcourse.grading.spec import Exercise
 from mlcourse.grading.static import screen, voided
@@ -68,7 +69,8 @@ def read_submissions(folder: Path) -> tuple[list[tuple[str, bytes]], list[str]]:
         if path.suffix != ".ipynb":
             ignored.append(path.name)
             continue
-        subs.append((path.stem, path.read_bytes() if path.stat().st_size <= MAX_SUBMISSION_BYTES else None))
+        student = os.fsencode(path.stem).decode("utf-8", "replace")  # a name that is not UTF-8 still gets a row
+        subs.append((student, path.read_bytes() if path.stat().st_size <= MAX_SUBMISSION_BYTES else None))
     return subs, ignored
 
 
@@ -221,11 +223,20 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
                 errors.setdefault(key, f"skipped: an earlier call {failed[function]}")
         if died and not run.stopped:
             run.stopped = "kernel died"
+        hide = {str(work): "~", str(ctx.course): "<mlcourse>"}  # no path of the grader's in the feedback
+        errors = {k: _scrub(e, hide) for k, e in errors.items()}
+        run.cell_errors = {i: _scrub(e, hide) for i, e in run.cell_errors.items()}
     finally:
         kill_leftovers(run, (MARKER, token), work)
         remove_tree(work)
         _LIVE.discard(work)
     return run, outputs, errors
+
+
+def _scrub(text: str, replace: dict[str, str]) -> str:
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
 
 
 def _kernel_env(home: str, ctx: "_Context", token: str) -> dict[str, str]:
@@ -364,6 +375,12 @@ def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = 
     in a bubblewrap sandbox; `sandboxed=False` runs them without one (only for trusted code), and the default (None)
     refuses to grade when the sandbox cannot be built here (RuntimeError, which says why).
     """
+    if seed is None:
+        secret = checks.grader_secret()
+        if secret is None:
+            echo(f"warning: no grader secret ({checks.SECRET_ENV} or {checks.secret_file()}): the hidden inputs are "
+                 "drawn from the exercise's name alone, which anyone with the repository can reproduce")
+        seed = checks.default_seed(exercise_name, secret) if checks.STEM.match(exercise_name) else 0
     exercise = checks.build(exercise_name, seed)
     if sandboxed is None or sandboxed:
         why = sandbox.unavailable()
@@ -381,8 +398,14 @@ def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = 
         course = stubbed_package(run_dir / "course", [p for fn in exercise.functions for p in fn.references])
         ctx = _Context(exercise, calls, limits, kernel_spec_dir(run_dir / "kernels"), root, cache, course,
                        sandboxed is not False)
+        allow_kernels()
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            graded = list(pool.map(lambda s: _announce(_safely(s[0], s[1], ctx), exercise, echo), subs))
+            try:
+                graded = list(pool.map(lambda s: _announce(_safely(s[0], s[1], ctx), exercise, echo), subs))
+            except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop every kernel now, then clean up
+                pool.shutdown(wait=False, cancel_futures=True)
+                stop_all()
+                raise
     finally:
         remove_tree(run_dir)
         _LIVE.discard(run_dir)

@@ -30,6 +30,20 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 KERNEL_NAME = "mlcourse-grader"
 POLL_S = 0.05  # how often the watchdog looks at the kernel's memory and the clock
+_LIVE: set["Kernel"] = set()  # the kernels running now, in any thread
+_STOP = threading.Event()  # set when grading is interrupted: no kernel starts any more
+
+
+def stop_all() -> None:
+    """Kill every running kernel and start no new one (grading was interrupted)."""
+    _STOP.set()
+    for kernel in list(_LIVE):
+        kernel._kill_all()
+
+
+def allow_kernels() -> None:
+    """Let kernels start again (a new grading run)."""
+    _STOP.clear()
 
 
 @dataclass
@@ -153,6 +167,10 @@ class Kernel:
         self.watchdog, self.alive, self._setup = None, False, None
 
     def __enter__(self) -> "Kernel":
+        if _STOP.is_set():
+            self.run.stopped = self.run.stopped or "grading interrupted"
+            return self
+        _LIVE.add(self)
         # the kernel's own stdout and stderr (not the cells' outputs) would flood the grader's terminal
         self._setup = self.client.setup_kernel(env=self.env, cwd=str(self.cwd), stdin=subprocess.DEVNULL,
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -206,6 +224,7 @@ class Kernel:
         kill(procs)
 
     def __exit__(self, *exc) -> None:
+        _LIVE.discard(self)
         if self.watchdog is not None:
             self.watchdog.done.set()
         self._kill_all()

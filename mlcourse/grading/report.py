@@ -111,9 +111,24 @@ def _write_folder(folder: Path, files: dict[str, str]) -> None:
     new.rename(folder)
 
 
+def file_names(graded: list[Graded]) -> list[str]:
+    """One file name per submission, never shared: safe_name, with '-2', '-3', ... where two would meet (letter case
+    ignored, for the file systems that ignore it)."""
+    names, seen = [], set()
+    for g in graded:
+        base = name = safe_name(g.student)
+        n = 1
+        while name.lower() in seen:
+            n += 1
+            name = f"{base}-{n}"
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
 def output_names(graded: list[Graded]) -> dict[str, list[str]]:
     """The file names written into feedback/ and gradescope/."""
-    names = [safe_name(g.student) for g in graded]
+    names = file_names(graded)
     return {"feedback": [f"{n}.md" for n in names], "gradescope": [f"{n}.json" for n in names]}
 
 
@@ -122,10 +137,10 @@ def write(out_dir: Path, exercise: Exercise, graded: list[Graded]) -> list[Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "grades.csv", grades_csv(exercise, graded))
     _write(out_dir / "results.json", json.dumps(results_json(exercise, graded), indent=1) + "\n")
-    _write_folder(out_dir / "feedback", {f"{safe_name(g.student)}.md": feedback(exercise, g) for g in graded})
+    names = file_names(graded)
+    _write_folder(out_dir / "feedback", {f"{n}.md": feedback(exercise, g) for n, g in zip(names, graded)})
     _write_folder(out_dir / "gradescope",
-                  {f"{safe_name(g.student)}.json": json.dumps(gradescope(exercise, g), indent=1) + "\n"
-                   for g in graded})
+                  {f"{n}.json": json.dumps(gradescope(exercise, g), indent=1) + "\n" for n, g in zip(names, graded)})
     return [out_dir / "grades.csv", out_dir / "feedback", out_dir / "results.json", out_dir / "gradescope"]
 
 

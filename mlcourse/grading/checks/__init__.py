@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib
+import os
 import re
 from pathlib import Path
 
@@ -22,9 +23,29 @@ def available() -> list[str]:
     return sorted(p.stem[2:] for p in Path(__file__).parent.glob("ex*.py") if STEM.match(p.stem[2:]))
 
 
-def default_seed(exercise: str) -> int:
-    """The seed of the grader's inputs when none is given: fixed by the exercise's name, never by the clock."""
-    return int.from_bytes(hashlib.sha256(exercise.encode()).digest()[:4], "big")
+SECRET_ENV = "MLCOURSE_GRADER_SECRET"  # the instructor's secret, from which the hidden inputs are drawn
+
+
+def secret_file() -> Path:
+    """Where the instructor keeps the grader's secret, outside the repository: ~/.config/mlcourse/grader-secret."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mlcourse" / "grader-secret"
+
+
+def grader_secret() -> str | None:
+    """The instructor's secret: $MLCOURSE_GRADER_SECRET, else the first line of secret_file(), else None."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    try:
+        return secret_file().read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def default_seed(exercise: str, secret: str | None = None) -> int:
+    """The seed of the grader's inputs when none is given: fixed by the exercise's name and the instructor's secret
+    (without one, by the name alone, which anyone with the repository knows), never by the clock."""
+    text = exercise if not secret else f"{secret}\0{exercise}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 def build(exercise: str, seed: int | None = None) -> Exercise:
