@@ -26,6 +26,7 @@ LOADED_RELS = {"stylesheet", "preload", "modulepreload", "icon"}  # <link>s that
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\\begin\{")  # \( \[ $$ \begin{ left as text: math MathJax never typeset
 RAW_TABLE = re.compile(r"\|(?:\s*:?[-—–]+:?\s*\|)+")  # a |---|:--| row (docutils turns --- into an em dash)
+DEAD_WIDGET = re.compile(r"Loading widget|Error displaying widget")  # a widget's output where no kernel runs
 
 
 def render(page: Path, budget_ms: int = 10000) -> str:
@@ -106,7 +107,8 @@ def problems(parsed: Page, page: Path) -> list[str]:
     """What is broken in one rendered page (its DOM after scripts ran, parsed); `page` is its file."""
     found = []
     text = " ".join(" ".join(parsed.text).split())
-    for pattern, what in [(RAW_TEX, "raw TeX (untypeset math)"), (RAW_TABLE, "raw Markdown table")]:
+    for pattern, what in [(RAW_TEX, "raw TeX (untypeset math)"), (RAW_TABLE, "raw Markdown table"),
+                          (DEAD_WIDGET, "a dead widget (the book needs a static figure instead)")]:
         matches = list(pattern.finditer(text))
         if matches:
             first = matches[0]

@@ -52,7 +52,7 @@ def test_book_reads_offline_in_a_browser(book):
 
 BAD_PAGE = """<html><head><script src="https://cdn.example.org/mathjax.js"></script></head><body>
 <p>The loss <span class="math">\\(\\mathcal{L}\\)</span> and $$x^2$$.</p>
-<p>| method | accuracy | |—|—| | protonet | 97.3 |</p>
+<p>| method | accuracy | |—|—| | protonet | 97.3 |</p><div>Loading widget...</div>
 <img src="missing.png"><a href="nowhere.html">gone</a><a href="good.html#no-such-id">bad anchor</a>
 <a href="good.html#here">fine</a><a href="#top">fine</a><a href="#nope">bad anchor</a>
 <a href="https://example.org">external</a>
@@ -63,7 +63,7 @@ def test_browser_check_finds_what_a_reader_would_see_broken(tmp_path):
     """The checker itself, on a page with one of each fault (no browser needed: its DOM is the file)."""
     (tmp_path / "good.html").write_text('<html><body><h1 id="here">Here</h1></body></html>')
     found = browser_check.problems(browser_check.Page(BAD_PAGE), tmp_path / "bad.html")
-    expected = ["raw TeX", "raw Markdown table", "1 of 1 formulas not typeset", "from the network",
+    expected = ["raw TeX", "raw Markdown table", "a dead widget", "1 of 1 formulas not typeset", "from the network",
                 "missing file: missing.png", "broken link: nowhere.html", "broken anchor: good.html#no-such-id",
                 "broken anchor: #nope"]
     for what in expected:
