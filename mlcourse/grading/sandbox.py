@@ -89,10 +89,11 @@ class Sandbox:
         """The bwrap command line that runs a program inside the sandbox (the program's argv follows)."""
         args = [bwrap() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534",
                 "--gid", "65534", "--hostname", "sandbox", *_system_binds()]
-        for d in _interpreter_dirs():
+        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.tmp), TMP]
+        for d in _interpreter_dirs():  # after /tmp: a checkout (and its .venv) may itself live under /tmp
             args += ["--ro-bind", d, d]
-        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.tmp), TMP, "--bind", str(self.home), HOME,
-                 "--ro-bind", str(self.course), COURSE, "--bind", str(self.comm), str(self.comm)]
+        args += ["--bind", str(self.home), HOME, "--ro-bind", str(self.course), COURSE,
+                 "--bind", str(self.comm), str(self.comm)]
         if self.data:
             args += ["--ro-bind", self.data, DATA]
         args += ["--chdir", HOME, "--clearenv"]
