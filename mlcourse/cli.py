@@ -72,7 +72,7 @@ def run_train(args) -> int:
 def run_evaluate(args) -> int:
     state = load_checkpoint(args.checkpoint)
     config = configs.from_dict(state["config"]["run"])
-    method = configs.METHODS[config.method](**config.method_kwargs)
+    method = configs.make_method(config)
     method.load_state_dict(state["model"])
     device = get_device(args.device)
     test = load_omniglot(config.split, "test")

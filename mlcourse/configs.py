@@ -87,9 +87,14 @@ def protonet_ablations(config: RunConfig) -> dict[str, RunConfig]:
     }
 
 
+def make_method(config: RunConfig):
+    """A fresh, untrained method of the kind and with the options that `config` names."""
+    return METHODS[config.method](**config.method_kwargs)
+
+
 def build(config: RunConfig, seed: int = 0):
     """The method, its training sampler and its validation sampler for a run."""
-    method = METHODS[config.method](**config.method_kwargs)
+    method = make_method(config)
     images = load_omniglot(config.split, config.train_part).images
     if config.method == "siamese":
         sampler = PairSampler(images, seed=seed)

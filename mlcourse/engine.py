@@ -66,8 +66,6 @@ def _validate(method, val_sampler, config, device) -> tuple[float, float]:
 
 def save_checkpoint(path, method, optimizer, scheduler, sampler, history, step, config, extra):
     """Everything needed to resume exactly: weights, optimizer, random states, history, config."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "step": step,
         "model": method.state_dict(),
@@ -78,9 +76,16 @@ def save_checkpoint(path, method, optimizer, scheduler, sampler, history, step, 
         "history": dataclasses.asdict(history),
         "config": {"train": dataclasses.asdict(config), **(extra or {})},
     }
+    save_atomically(state, path)
+
+
+def save_atomically(state: dict, path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint
+    tmp.replace(path)
 
 
 def load_checkpoint(path) -> dict:

@@ -17,7 +17,7 @@ import torch
 
 from mlcourse import configs
 from mlcourse.configs import RunConfig
-from mlcourse.engine import History, train
+from mlcourse.engine import History, load_checkpoint, save_atomically, train
 from mlcourse.methods.base import Method
 from mlcourse.utils import full_mode, get_device, seed_everything, truthy_env
 
@@ -62,9 +62,11 @@ def retrain_requested() -> bool:
 def replay(name: str, config: RunConfig, retrain: bool = False, device=None, full: bool | None = None) -> Run:
     """Run `name` loaded from its committed file when its config equals `config`; else trained now and saved."""
     path = run_path(name, full)
-    reason = _why_train(path, config, retrain or retrain_requested())
+    retrain = retrain or retrain_requested()
+    state = None if retrain or not path.is_file() else load_checkpoint(path)  # the file is read once, here
+    reason = _why_train(state, path, config, retrain)
     if reason is None:
-        run = load_run(name, path, device)
+        run = _from_state(name, state, device)
         print(f"{name}: loaded the finished run made by `{run.made['command']}` "
               f"({_describe(run.made)}); MLCOURSE_RETRAIN=1 trains it again")
         return run
@@ -72,13 +74,13 @@ def replay(name: str, config: RunConfig, retrain: bool = False, device=None, ful
     return train_run(name, config, path, device)
 
 
-def _why_train(path: Path, config: RunConfig, retrain: bool) -> str | None:
-    """Why the run at `path` cannot be replayed for `config` (None: it can)."""
+def _why_train(state: dict | None, path: Path, config: RunConfig, retrain: bool) -> str | None:
+    """Why the run stored at `path` (`state`, None when not read) cannot be replayed for `config` (None: it can)."""
     if retrain:
         return "retraining was asked for"
-    if not path.is_file():
+    if state is None:
         return f"no finished run at {path}"
-    stored = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    stored = state["config"]
     wanted = configs.to_dict(config)
     if stored != wanted:
         changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
@@ -108,19 +110,17 @@ def train_run(name: str, config: RunConfig, path: Path | None = None, device=Non
 
 def save_run(path: Path, method: Method, history: History, config: RunConfig, made: dict) -> None:
     """A finished run as one small file: weights, history, config, how it was made (no optimizer state)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": {k: v.detach().cpu() for k, v in method.state_dict().items()},
-             "history": dataclasses.asdict(history), "config": configs.to_dict(config), "made": made}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_atomically({"model": {k: v.detach().cpu() for k, v in method.state_dict().items()},
+                     "history": dataclasses.asdict(history), "config": configs.to_dict(config), "made": made}, path)
 
 
 def load_run(name: str, path: Path | None = None, device=None) -> Run:
     """The finished run `name` as saved (plain tensors and numbers only: nothing is unpickled)."""
-    state = torch.load(path or run_path(name), map_location="cpu", weights_only=True)
-    config = configs.from_dict(state["config"])
-    method = configs.METHODS[config.method](**config.method_kwargs)
+    return _from_state(name, load_checkpoint(path or run_path(name)), device)
+
+
+def _from_state(name: str, state: dict, device=None) -> Run:
+    method = configs.make_method(configs.from_dict(state["config"]))
     method.load_state_dict(state["model"])
     method.to(get_device(device))
     return Run(name, method, History(**state["history"]), state["made"], loaded=True)

@@ -36,14 +36,14 @@ def mosaic(episode, correct: torch.Tensor | None = None) -> torch.Tensor:
     """
     n, k, q = episode.n_way, episode.k_shot, episode.n_query
     out = torch.ones(n * TILE, (k + q) * TILE + GAP, 3)
-    frames = correct.view(n, q) if correct is not None else None  # queries are class-major  # (n_way, n_query)
-    for c in range(n):
-        for j in range(k + q):
-            x = (episode.support_x[c * k + j] if j < k else episode.query_x[c * q + j - k])[0]  # (28, 28)
+    for c in range(n):  # each class's drawings found through the labels, not by position
+        row = torch.cat([episode.support_x[episode.support_y == c], episode.query_x[episode.query_y == c]])
+        right = correct[episode.query_y == c] if correct is not None else None  # (n_query,)
+        for j, x in enumerate(row[:, 0].cpu()):  # (28, 28) each
             top, left = c * TILE, j * TILE + (GAP if j >= k else 0)
-            if frames is not None and j >= k:
-                out[top:top + TILE, left:left + TILE] = RIGHT if frames[c, j - k] else WRONG
-            out[top + 1:top + 29, left + 1:left + 29] = (1 - x.cpu())[..., None]
+            if right is not None and j >= k:
+                out[top:top + TILE, left:left + TILE] = RIGHT if right[j - k] else WRONG
+            out[top + 1:top + 29, left + 1:left + 29] = (1 - x)[..., None]
     return out
 
 
@@ -138,13 +138,13 @@ class PrototypeExplorer:
 
     def _draw(self, support, query, protos) -> None:
         points = torch.cat([support, query, protos])  # (S + Q + n_way, d)
-        centre = points.mean(0)
-        _, _, v = torch.linalg.svd(points - centre, full_matrices=False)
-        xy = lambda z: (z - centre) @ v[:2].T  # noqa: E731  # (m, d) -> (m, 2)
-        s2, q2, p2 = xy(support), xy(query), xy(protos)
+        centred = points - points.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        plane = centred @ v[:2].T  # (S + Q + n_way, 2)
+        s2, q2, p2 = plane.split([len(support), len(query), len(protos)])
         self.fig.clear()
         ax = self.fig.add_subplot()
-        lo, hi = torch.cat([s2, q2, p2]).min(0).values - 1e-3, torch.cat([s2, q2, p2]).max(0).values + 1e-3
+        lo, hi = plane.min(0).values - 1e-3, plane.max(0).values + 1e-3
         pad = 0.1 * (hi - lo)
         gx, gy = torch.meshgrid(torch.linspace(lo[0] - pad[0], hi[0] + pad[0], 150),
                                 torch.linspace(lo[1] - pad[1], hi[1] + pad[1], 150), indexing="xy")
