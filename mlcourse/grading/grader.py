@@ -22,7 +22,7 @@ import nbformat
 import torch
 
 from mlcourse.grading import checks
-from mlcourse.grading.harness import encode_args
+from mlcourse.grading.harness import encode_call
 from mlcourse.grading import sandbox
 from mlcourse.grading.kernel import (Kernel, KernelRun, Limits, allow_kernels, kernel_spec_dir, kill_leftovers,
                                      make_scratch, remove_tree, stop_all)
@@ -390,8 +390,7 @@ def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = 
     limits = resolve_limits(exercise, limits)
     subs, ignored = read_submissions(Path(submissions))
     root, cache = omniglot_for_kernels(echo) if exercise.uses_omniglot else (None, [])
-    calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-             for k, c in exercise.calls.items()]
+    calls = [encode_call(k, c) for k, c in exercise.calls.items()]
     run_dir = make_scratch()
     _LIVE.add(run_dir)
     try:

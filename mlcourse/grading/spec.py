@@ -20,6 +20,7 @@ class Call:
     function: str
     args: tuple  # tensors, ints, floats, bools, strings or Seeded
     global_seed: int = 0  # torch, numpy and random are seeded with it just before the call
+    adapter: str = ""  # a function of mlcourse.grading.adapters, called as adapter(function, *args) in the kernel
 
 
 class Fail(Exception):
@@ -81,13 +82,22 @@ class Exercise:
         self.functions.append(fn)
         return fn
 
-    def call(self, function: str, *args, global_seed: int = 0) -> str:
-        """Register a call that the harness will make; returns its key."""
+    def call(self, function: str, *args, global_seed: int = 0, adapter: str = "") -> str:
+        """Register a call that the harness will make; returns its key.
+
+        With an `adapter` (a name in `mlcourse.grading.adapters`), the kernel calls adapter(function, *args): the
+        adapter builds what the function takes (a model, a dict of parameters) from the plain arguments.
+        """
         for a in args:
             if not isinstance(a, (torch.Tensor, int, float, bool, str, Seeded)):
                 raise TypeError(f"call arguments must be plain tensors, numbers, strings or Seeded, not {type(a)}")
+        if adapter:
+            from mlcourse.grading import adapters
+
+            if adapter not in adapters.__all__:
+                raise ValueError(f"no adapter {adapter!r} in mlcourse.grading.adapters")
         key = f"c{len(self.calls)}"
-        self.calls[key] = Call(function, tuple(args), global_seed)
+        self.calls[key] = Call(function, tuple(args), global_seed, adapter)
         return key
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlcourse.grading.harness import call_all, encode_args, run_calls, to_tensors
-from mlcourse.grading.spec import Seeded
+from mlcourse.grading import adapters
+from mlcourse.grading.harness import call_all, encode_args, encode_call, run_calls, to_tensors
+from mlcourse.grading.spec import Exercise, Seeded
 
 
 def calls(*specs):
@@ -62,6 +63,24 @@ def test_generators_and_inputs_are_fresh_for_every_call():
     a, b = outputs["c0"], outputs["c1"]
     assert not errors and a[0].item() == b[0].item() == 1
     assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])  # the global seed is set before every call too
+
+
+def test_an_adapter_calls_the_function_with_what_it_builds(monkeypatch):
+    def scaled(function, factor, x):  # builds a callable argument that the grader could not send
+        return function(lambda t: factor * t, x)
+
+    monkeypatch.setattr(adapters, "scaled", scaled, raising=False)
+    monkeypatch.setattr(adapters, "__all__", [*adapters.__all__, "scaled"])
+    ex = Exercise("00_tiny")
+    ex.call("apply", 3.0, torch.ones(2), adapter="scaled")
+    ex.call("double", torch.ones(2))
+    with pytest.raises(ValueError, match="no adapter 'nothing'"):
+        ex.call("apply", 1, adapter="nothing")
+    calls = [encode_call(k, c) for k, c in ex.calls.items()]
+    outputs, errors = call_all(calls, {"apply": lambda f, x: f(x), "double": lambda x: 2 * x}, time_limit=5)
+    assert not errors and outputs["c0"][0].tolist() == [3.0, 3.0] and outputs["c1"][0].tolist() == [2.0, 2.0]
+    calls[0]["adapter"] = "__name__"  # only the adapters the module lists can be called
+    assert call_all(calls[:1], {"apply": print}, time_limit=5)[1]["c0"].startswith("ValueError: no adapter")
 
 
 def test_run_calls_writes_tensors_and_errors(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 
 from mlcourse.grading.checks import build, module_name
-from mlcourse.grading.harness import call_all, encode_args
+from mlcourse.grading.harness import call_all, encode_call
 from mlcourse.grading.scoring import CheckResult, score
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,8 +38,7 @@ class GradedSet:
         self.exercise = build(exercise)
         self.references = importlib.import_module(module_name(exercise)).REFERENCES
         self.names = tuple(fn.name for fn in self.exercise.functions)
-        self.calls = [{"key": k, "function": c.function, "args": encode_args(c.args), "global_seed": c.global_seed}
-                      for k, c in self.exercise.calls.items()]
+        self.calls = [encode_call(k, c) for k, c in self.exercise.calls.items()]
 
     def results(self, namespace: dict, time_limit: float = 10) -> list[CheckResult]:
         """Every check's result for the graded functions in `namespace`."""
