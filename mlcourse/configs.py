@@ -1,16 +1,20 @@
 """Run settings of each method, in quick mode (a 2-core CPU, minutes) and full mode (published, a GPU)."""
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
-from mlcourse.data import EpisodeSampler, load_omniglot
+from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.pairs import PairSampler
 from mlcourse.engine import TrainConfig
+from mlcourse.methods.maml import MAML, Reptile
 from mlcourse.methods.matching import MatchingNet
 from mlcourse.methods.protonet import ProtoNet
 from mlcourse.methods.siamese import SiameseNet
 
-METHODS = {"protonet": ProtoNet, "matching": MatchingNet, "siamese": SiameseNet}
+METHODS = {"protonet": ProtoNet, "matching": MatchingNet, "siamese": SiameseNet,
+           "maml": MAML, "fomaml": functools.partial(MAML, first_order=True), "reptile": Reptile}
+GRADIENT_METHODS = {"maml", "fomaml", "reptile"}  # their output layer has n_way units
 
 
 @dataclass
@@ -19,11 +23,12 @@ class RunConfig:
 
     method: str = "protonet"  # a key of METHODS
     method_kwargs: dict = field(default_factory=dict)  # e.g. {"distance": "cosine"}
+    data: str = "omniglot"  # "omniglot", or "sinusoid" (regression tasks of MAML section 5.1)
     split: str = "vinyals"  # "vinyals" (paper tables) or "lake"
     train_part: str = "train"  # "trainval" trains on the validation classes too (final runs)
     n_way: int = 5  # training episodes (Siamese: unused, it trains on pairs)
     k_shot: int = 1
-    n_query: int = 15
+    n_query: int = 15  # (Reptile adapts on all k_shot + n_query examples of a class)
     val_n_way: int = 5  # validation episodes, on the split's validation classes
     val_k_shot: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -45,6 +50,17 @@ QUICK = {
                                   train=TrainConfig(steps=1500, outer_lr=2e-3, lr_halve_every=500, val_every=500)),
     "siamese": lambda: RunConfig("siamese", train=TrainConfig(steps=1500, meta_batch_size=48, outer_lr=2e-3,
                                                               lr_halve_every=500, val_every=500)),
+    "maml": lambda: RunConfig("maml", method_kwargs={"inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3},
+                              n_way=5, k_shot=1, n_query=5,
+                              train=TrainConfig(steps=4000, meta_batch_size=8, outer_lr=1e-3, lr_halve_every=1000,
+                                                val_every=1000)),
+    "fomaml": lambda: RunConfig("fomaml", method_kwargs={"inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3},
+                                n_way=5, k_shot=1, n_query=5,
+                                train=TrainConfig(steps=6000, meta_batch_size=8, outer_lr=1e-3, val_every=1000)),
+    "reptile": lambda: RunConfig("reptile", method_kwargs={"inner_lr": 0.1, "inner_steps": 5, "test_inner_steps": 10},
+                                 n_way=5, k_shot=1, n_query=9,
+                                 train=TrainConfig(steps=6000, meta_batch_size=5, outer_lr=1.0, optimizer="sgd",
+                                                   lr_halve_every=2000, val_every=1000)),
 }
 
 FULL = {
@@ -62,6 +78,26 @@ FULL = {
     "siamese": lambda: RunConfig("siamese", train_part="trainval",
                                  train=TrainConfig(steps=30000, meta_batch_size=128, outer_lr=1e-3,
                                                    lr_halve_every=5000, val_every=1000, val_episodes=600)),
+    # Finn et al. 2017 (their code's Omniglot command): 5-way 1-shot, one inner step of 0.4 (three at
+    # test), meta-batch 32, one query per class, Adam 1e-3, 60,000 iterations.
+    "maml": lambda: RunConfig("maml", train_part="trainval", method_kwargs={"inner_lr": 0.4, "inner_steps": 1,
+                                                                             "test_inner_steps": 3},
+                              n_way=5, k_shot=1, n_query=1,
+                              train=TrainConfig(steps=60000, meta_batch_size=32, outer_lr=1e-3, val_every=2000,
+                                                val_episodes=600)),
+    "fomaml": lambda: RunConfig("fomaml", train_part="trainval", method_kwargs={"inner_lr": 0.4, "inner_steps": 1,
+                                                                                 "test_inner_steps": 3},
+                                n_way=5, k_shot=1, n_query=1,
+                                train=TrainConfig(steps=60000, meta_batch_size=32, outer_lr=1e-3, val_every=2000,
+                                                  val_episodes=600)),
+    # Nichol et al. 2018, 5-way 1-shot: 10 examples per class in training tasks, 5 inner steps, meta-batch 5,
+    # outer step 1.0, 100,000 iterations. Deviations: full-batch SGD inner steps (theirs: Adam, batches of 10),
+    # the outer step halved every 20,000 iterations (theirs: annealed linearly to 0), 10 test steps (theirs: 50).
+    "reptile": lambda: RunConfig("reptile", train_part="trainval", method_kwargs={"inner_lr": 0.1, "inner_steps": 5,
+                                                                                   "test_inner_steps": 10},
+                                 n_way=5, k_shot=1, n_query=9,
+                                 train=TrainConfig(steps=100000, meta_batch_size=5, outer_lr=1.0, optimizer="sgd",
+                                                   lr_halve_every=20000, val_every=2000, val_episodes=600)),
 }
 
 
@@ -87,14 +123,37 @@ def protonet_ablations(config: RunConfig) -> dict[str, RunConfig]:
     }
 
 
+def sinusoid_runs(full: bool = False) -> dict[str, RunConfig]:
+    """Chapter 6's regression runs (Finn et al. section 5.1): MAML at K = 5 and 10, and the pretrained baseline.
+
+    Both use the 1-40-40-1 MLP, inner step 0.01, meta-batch 25, Adam 1e-3 (quick: 20,000 steps; the
+    paper: 70,000). The baseline is MAML with no inner step: one network trained on every task's
+    data at once, then fine-tuned at test time like MAML.
+    """
+    train = TrainConfig(steps=70000 if full else 20000, meta_batch_size=25, outer_lr=1e-3, val_every=5000)
+    kwargs = {"inner_lr": 0.01, "inner_steps": 1, "test_inner_steps": 1, "hidden": 40}
+
+    def run(k_shot, **changes):
+        return RunConfig("maml", {**kwargs, **changes}, data="sinusoid", split="", train_part="", n_way=1,
+                         k_shot=k_shot, n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
+    return {"maml-sinusoid-k5": run(5), "maml-sinusoid-k10": run(10), "pretrained-sinusoid": run(10, inner_steps=0)}
+
+
 def make_method(config: RunConfig):
     """A fresh, untrained method of the kind and with the options that `config` names."""
-    return METHODS[config.method](**config.method_kwargs)
+    kwargs = dict(config.method_kwargs)
+    if config.method in GRADIENT_METHODS:
+        kwargs.setdefault("n_way", config.n_way)
+        kwargs.setdefault("task", "regression" if config.data == "sinusoid" else "classification")
+    return METHODS[config.method](**kwargs)
 
 
 def build(config: RunConfig, seed: int = 0):
     """The method, its training sampler and its validation sampler for a run."""
     method = make_method(config)
+    if config.data == "sinusoid":
+        return (method, SinusoidTasks(config.k_shot, config.n_query, seed=seed),
+                SinusoidTasks(config.val_k_shot, config.n_query, seed=seed + 1))
     images = load_omniglot(config.split, config.train_part).images
     if config.method == "siamese":
         sampler = PairSampler(images, seed=seed)
@@ -110,4 +169,5 @@ def to_dict(config: RunConfig) -> dict:
 
 
 def from_dict(d: dict) -> RunConfig:
+    """The config stored as `d`; fields added to RunConfig since it was stored take their defaults."""
     return RunConfig(**{**d, "train": TrainConfig(**d["train"])})

@@ -19,7 +19,8 @@ class TrainConfig:
 
     steps: int = 2000  # meta-training iterations, one meta-batch each
     meta_batch_size: int = 1  # episodes averaged per step
-    outer_lr: float = 1e-3  # Adam learning rate
+    outer_lr: float = 1e-3  # learning rate of the outer optimizer
+    optimizer: str = "adam"  # "adam", or "sgd" (plain steps: Reptile's theta + outer_lr * mean(phi - theta))
     lr_halve_every: int = 0  # halve the learning rate every this many steps (0: constant)
     val_every: int = 500  # validate every this many steps (0: never)
     val_episodes: int = 100  # validation episodes, the same ones each time
@@ -93,6 +94,14 @@ def load_checkpoint(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def make_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
+    """The outer optimizer that `config` names."""
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if config.optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, not {config.optimizer!r}")
+    return optimizers[config.optimizer](method.parameters(), lr=config.outer_lr)
+
+
 def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkpoint=None,
           resume: bool = False, device=None, extra_config: dict | None = None,
           verbose: bool = True) -> History:
@@ -100,7 +109,7 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
     device = device or get_device()
     keep_freed_memory()
     method.to(device).train()
-    optimizer = torch.optim.Adam(method.parameters(), lr=config.outer_lr)
+    optimizer = make_optimizer(method, config)
     halve = config.lr_halve_every or config.steps + 1
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=halve, gamma=0.5)
     history, start = History(), 0

@@ -1,4 +1,4 @@
-"""Figures used by the chapters: image grids, episodes, training curves."""
+"""Figures used by the chapters: image grids, episodes, training curves, adaptation curves."""
 
 import matplotlib.pyplot as plt
 import torch
@@ -64,5 +64,65 @@ def plot_history(history, metric: str = "accuracy", window: int = 50):
                      label=f"validation {metric}")
     ax2.set(xlabel="step", ylabel=metric)
     ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_adaptation_curves(curves: dict, ylabel: str = "MSE", ax=None):
+    """Mean score (with its 95% interval) against the number of inner steps, one line a model.
+
+    `curves` maps a label to a (tasks, steps + 1) tensor of per-task scores.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    for label, scores in curves.items():
+        steps = torch.arange(scores.shape[1])
+        mean = scores.mean(0)
+        half = 1.96 * scores.std(0) / scores.shape[0] ** 0.5
+        ax.plot(steps, mean, marker="o", markersize=3, label=label)
+        ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+    ax.set(xlabel="gradient steps at test time", ylabel=ylabel)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_sinusoid_fits(models: dict, episode: Episode, true_fn, steps=(0, 1, 10)):
+    """Finn et al.'s Figure 2: each model's prediction after 0, 1 and 10 steps on one task's K points.
+
+    `models` maps a title to a `GradientLearner` (regression); `true_fn(x)` is the task's sinusoid.
+    """
+    x = torch.linspace(-5, 5, 200).unsqueeze(1)  # (200, 1)
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.2), squeeze=False)
+    for ax, (title, model) in zip(axes[0], models.items()):
+        ax.plot(x, true_fn(x), color="black", lw=2, label="true function")
+        for s in steps:
+            phi = model.adapt(episode.support_x, episode.support_y, steps=s, first_order=True)
+            with torch.no_grad():
+                ax.plot(x, model.forward_with(phi, x), lw=1.5, ls="--" if s == 0 else "-",
+                        label=f"after {s} step{'s' if s != 1 else ''}")
+        ax.scatter(episode.support_x, episode.support_y, color="black", marker="^", zorder=3,
+                   label=f"the K = {episode.k_shot} support points")
+        ax.set(title=title, xlabel="x", ylim=(-6, 6))
+    axes[0, 0].set_ylabel("y")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_meta_step_cost(results: list[dict]):
+    """Time and memory of a meta-step against the number of inner steps (rows of benchmarks/maml_cost.py)."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for method, label in (("maml", "MAML (second order)"), ("fomaml", "first-order MAML"), ("reptile", "Reptile")):
+        rows = sorted((r for r in results if r["method"] == method and r["impl"] == "vmap"),
+                      key=lambda r: r["inner_steps"])
+        steps = [r["inner_steps"] for r in rows]
+        for ax, key in zip(axes, ("ms", "saved_mb", "peak_mb")):
+            ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+    for ax, title in zip(axes, ("time per meta-step (ms)", "saved for backward (MB)", "peak memory (MB)")):
+        ax.set(xlabel="inner steps", xticks=[1, 2, 5, 10])
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -40,6 +40,8 @@ def registry(full: bool = False) -> dict[str, RunConfig]:
     runs = {name: configs.preset(name, full) for name in ("siamese", "matching", "protonet")}
     runs.update(configs.fce_comparison(runs["matching"], full))
     runs.update(configs.protonet_ablations(runs["protonet"]))
+    runs.update({name: configs.preset(name, full) for name in ("maml", "fomaml", "reptile")})
+    runs.update(configs.sinusoid_runs(full))
     return runs
 
 
@@ -80,7 +82,7 @@ def _why_train(state: dict | None, path: Path, config: RunConfig, retrain: bool)
         return "retraining was asked for"
     if state is None:
         return f"no finished run at {path}"
-    stored = state["config"]
+    stored = configs.to_dict(configs.from_dict(state["config"]))  # settings added since take their defaults
     wanted = configs.to_dict(config)
     if stored != wanted:
         changed = sorted(k for k in wanted if stored.get(k) != wanted[k])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from mlcourse.data.episodes import Episode
+from mlcourse.data.episodes import Episode, stack_episodes
 from mlcourse.methods.base import Method, accuracy
 from mlcourse.models import mlp
 
@@ -111,17 +111,35 @@ class GradientLearner(Method):
         if not episode.batched:
             return self.forward_with(self.adapt(episode.support_x, episode.support_y), episode.query_x)
         # vmap runs the tasks of a meta-batch as one batched computation: 94 ms a meta-step against
-        # 122-151 ms for a Python loop over the tasks (benchmarks/maml_step.py, 5-way 1-shot, 8 tasks)
+        # 122-151 ms for a Python loop over the tasks (benchmarks/maml_cost.py, 5-way 1-shot, 8 tasks)
         one_task = lambda sx, sy, qx: self.forward_with(self.adapt(sx, sy), qx)
         return vmap(one_task, randomness="error")(episode.support_x, episode.support_y, episode.query_x)
+
+    def task_score(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Accuracy (classification) or MSE (regression) of each task's predictions: ([B,] Q, ...) -> ([B])."""
+        if self.metric == "accuracy":
+            return accuracy(prediction, y)
+        return (prediction - y).pow(2).flatten(start_dim=-2).mean(dim=-1)
 
     def score(self, episode: Episode) -> torch.Tensor:
         """Accuracy (classification) or MSE (regression) of each task of a batch after adaptation, (B,)."""
         with torch.no_grad():
-            prediction = self.predict(episode)
-        if self.metric == "accuracy":
-            return accuracy(prediction, episode.query_y).reshape(-1)
-        return (prediction - episode.query_y).pow(2).flatten(start_dim=-2).mean(dim=-1).reshape(-1)
+            return self.task_score(self.predict(episode), episode.query_y).reshape(-1)
+
+    def adaptation_curve(self, episode: Episode, max_steps: int = 10) -> torch.Tensor:
+        """Score of each task's queries after 0, 1, ..., max_steps inner steps from theta: (B, max_steps + 1)."""
+        self._check(episode)
+
+        def one_task(sx, sy, qx, qy):
+            phi, scores = self.theta(), []
+            for _ in range(max_steps + 1):
+                scores.append(self.task_score(self.forward_with(phi, qx), qy))
+                phi = adapt(self.model, phi, sx, sy, self.loss_fn, self.inner_lr, 1, first_order=True)
+            return torch.stack(scores)  # (max_steps + 1,)
+
+        batch = episode if episode.batched else stack_episodes([episode])
+        with torch.no_grad():
+            return vmap(one_task, randomness="error")(batch.support_x, batch.support_y, batch.query_x, batch.query_y)
 
 
 class MAML(GradientLearner):

@@ -171,3 +171,13 @@ def test_maml_learns_sinusoids():
         optimizer.step()
     after = method.score(test_batch).mean().item()
     assert after < 0.6 * before, (before, after)
+
+
+def test_the_adaptation_curve_starts_at_theta_and_follows_adapt():
+    method, episode = tiny_regression(inner_steps=1), sinusoid_batch(n_tasks=3)
+    curve = method.adaptation_curve(episode, max_steps=4)  # (3, 5)
+    assert curve.shape == (3, 5)
+    method.eval()
+    for steps in (0, 1, 4):
+        method.test_inner_steps = steps
+        assert torch.allclose(curve[:, steps], method.score(episode), rtol=1e-10)

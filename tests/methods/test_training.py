@@ -47,3 +47,26 @@ def test_command_line_trains_and_evaluates(tmp_path, capsys):
 def test_full_mode_is_the_published_protonet_setting():
     config = configs.preset("protonet", full=True)
     assert (config.n_way, config.n_query, config.train.outer_lr, config.train.lr_halve_every) == (60, 5, 1e-3, 2000)
+
+
+@pytest.mark.parametrize("name", sorted(configs.sinusoid_runs()))
+def test_sinusoid_runs_train_through_the_engine(name):
+    config = configs.sinusoid_runs()[name]
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=3, val_every=3, val_episodes=8))
+    method, sampler, val_sampler = configs.build(config)
+    history = train(method, sampler, config.train, val_sampler, device="cpu", verbose=False)
+    assert method.metric == "mse" and len(history.loss) == 3 and history.val_metric[0] > 0
+
+
+def test_full_mode_is_the_published_maml_setting():
+    config = configs.preset("maml", full=True)
+    kw = config.method_kwargs
+    assert (config.n_way, config.k_shot, kw["inner_lr"], kw["inner_steps"], kw["test_inner_steps"]) == (5, 1, 0.4, 1, 3)
+    assert (config.train.meta_batch_size, config.train.steps, config.train.outer_lr) == (32, 60000, 1e-3)
+    assert configs.make_method(configs.preset("fomaml", full=True)).first_order
+
+
+def test_an_unknown_optimizer_is_a_clear_error():
+    method = configs.make_method(configs.preset("protonet"))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train(method, None, TrainConfig(steps=1, optimizer="adagrad"), device="cpu")

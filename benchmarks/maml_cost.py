@@ -1,0 +1,157 @@
+"""The cost of second order: meta-step time and memory of MAML, first-order MAML and Reptile against
+the number of inner steps, and the speed of three implementations of the same MAML meta-step.
+
+Every measurement uses the same episodes: Omniglot 5-way 1-shot, 5 queries per class, meta-batch 8,
+Finn et al.'s conv4 (`conv4_maml`), Adam on theta. Each configuration runs in a fresh process, so that
+its peak resident memory is its own. Memory is measured two ways: the bytes that autograd saves for
+the backward pass of one meta-step (`torch.autograd.graph.saved_tensors_hooks`, each tensor counted
+once), and the process's peak resident memory (on a GPU: `torch.cuda.max_memory_allocated`).
+
+Implementations of one second-order MAML meta-step (inner step 0.4, one inner step):
+  vmap      the package: `GradientLearner.predict` vmaps `adapt` (torch.func.grad) over the meta-batch
+  loop      the package's `adapt` called task by task in a Python loop
+  autograd  the textbook version: functional_call + torch.autograd.grad(create_graph=True), task by task
+The reference to beat (issue 11): learn2learn 0.2.1's MAML, 170 ms a meta-step on this 2-core CPU.
+
+Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/maml_cost.py [--quick]
+Writes benchmarks/results/maml-cost-{cpu,cuda}.md and .json, and book/_static/maml-cost.png.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import mlcourse
+from mlcourse.plots import plot_meta_step_cost
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ONE = r"""
+import json, resource, sys, time, torch
+import torch.nn.functional as F
+from torch.autograd.graph import saved_tensors_hooks
+from torch.func import functional_call
+import mlcourse
+from mlcourse import configs
+from mlcourse.data import EpisodeSampler, load_omniglot
+from mlcourse.utils import keep_freed_memory
+
+method_name, inner_steps, impl, n_steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+keep_freed_memory()
+device = mlcourse.get_device()
+mlcourse.seed_everything(0)
+config = configs.preset(method_name)
+config.method_kwargs["inner_steps"] = inner_steps
+method = configs.make_method(config).to(device)
+optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 5, seed=0)
+episodes = [sampler.sample(8).to(device) for _ in range(4)]
+
+
+def textbook_loss(episode):
+    # functional_call + torch.autograd.grad(create_graph=True), one task after the other
+    theta, losses = dict(method.model.named_parameters()), []
+    for i in range(len(episode)):
+        task, phi = episode[i], theta
+        for _ in range(inner_steps):
+            loss = F.cross_entropy(functional_call(method.model, phi, (task.support_x,)), task.support_y)
+            grads = torch.autograd.grad(loss, tuple(phi.values()), create_graph=True)
+            phi = {k: p - 0.4 * g for (k, p), g in zip(phi.items(), grads)}
+        losses.append(F.cross_entropy(functional_call(method.model, phi, (task.query_x,)), task.query_y))
+    return torch.stack(losses).mean()
+
+
+def meta_loss(episode):
+    if impl == "autograd":
+        return textbook_loss(episode)
+    if impl == "loop":
+        return torch.stack([method.loss(episode[i])[0] for i in range(len(episode))]).mean()
+    return method.loss(episode)[0]
+
+
+def step(episode):
+    loss = meta_loss(episode)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def sync():
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+seen, saved = set(), 0
+def pack(t):
+    global saved
+    try:
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+    except (RuntimeError, NotImplementedError):  # a functorch wrapper without storage: count it each time
+        key = object()
+    if key not in seen:
+        seen.add(key)
+        saved += t.numel() * t.element_size()
+    return t
+
+for e in episodes[:3]:
+    step(e)
+with saved_tensors_hooks(pack, lambda t: t):
+    loss = meta_loss(episodes[0])
+del loss
+if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+sync()
+start = time.perf_counter()
+for i in range(n_steps):
+    step(episodes[i % len(episodes)])
+sync()
+ms = 1000 * (time.perf_counter() - start) / n_steps
+peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps({"method": method_name, "inner_steps": inner_steps, "impl": impl, "ms": ms,
+                  "saved_mb": saved / 2**20, "peak_mb": peak}))
+"""
+
+
+def measure(method: str, inner_steps: int, impl: str, n_steps: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", ONE, method, str(inner_steps), impl, str(n_steps)],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(result, flush=True)
+    return result
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    n_steps = 5 if quick else 20
+    device = mlcourse.get_device()
+    name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
+    load = os.getloadavg()[0]
+    results = [measure(impl=impl, method="maml", inner_steps=1, n_steps=n_steps) for impl in ("autograd", "loop")]
+    for method in ("maml", "fomaml", "reptile"):
+        for inner_steps in (1, 2, 5, 10):
+            results.append(measure(method, inner_steps, "vmap", n_steps))
+    memory = "GPU memory allocated" if device.type == "cuda" else "process resident memory, data included"
+    lines = [f"Device: {device} ({name}, {torch.get_num_threads()} CPU threads); torch {torch.__version__}; "
+             f"load average before the run {load:.1f} (above 0.5: other jobs shared the CPU); "
+             f"{n_steps} timed meta-steps each.", "",
+             "5-way 1-shot, 5 queries per class, meta-batch 8, conv4 (Finn et al.), Adam on theta.", "",
+             f"| method | implementation | inner steps | ms per meta-step | MB saved for backward | "
+             f"peak MB ({memory}) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['impl']} | {r['inner_steps']} | {r['ms']:.0f} | {r['saved_mb']:.1f} | "
+              f"{r['peak_mb']:,.0f} |" for r in results]
+    out = Path(__file__).parent / "results" / f"maml-cost-{device.type}"
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"device": name, "load": load, "results": results}, indent=1))
+    fig = plot_meta_step_cost(results)
+    fig.savefig(ROOT / "book" / "_static" / "maml-cost.png", dpi=120)
+    print(f"wrote {out}.md, .json and book/_static/maml-cost.png")
+
+
+if __name__ == "__main__":
+    main()
