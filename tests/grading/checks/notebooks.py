@@ -33,9 +33,9 @@ def functions(folder: str, exercise: str, names: tuple[str, ...]) -> dict:
 class GradedSet:
     """An exercise set's checks, with its grader's calls made in this process (fast, no kernel)."""
 
-    def __init__(self, exercise: str):
+    def __init__(self, exercise: str, seed: int | None = None):
         self.name = exercise
-        self.exercise = build(exercise)
+        self.exercise = build(exercise, seed)
         self.references = importlib.import_module(module_name(exercise)).REFERENCES
         self.names = tuple(fn.name for fn in self.exercise.functions)
         self.calls = [encode_call(k, c) for k, c in self.exercise.calls.items()]
