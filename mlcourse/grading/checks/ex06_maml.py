@@ -28,7 +28,6 @@ and first-order meta-gradients differ by far more than the tolerance (tests/grad
 import math
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call
 
 from mlcourse.grading.adapters import LOSSES, mlp_for
@@ -94,7 +93,7 @@ def _flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1).double() for t in tensors])
 
 
-def _same(a, b) -> bool:
+def same(a, b) -> bool:
     """Equal up to the tolerance of `judges.close`."""
     a, b = _flat(a), _flat(b)
     return bool(torch.isfinite(a).all()) and bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * max(
@@ -128,10 +127,10 @@ def _gradient_verdict(grads, second, first, first_order, why) -> None:
     if not any(bool(g.abs().max() > 0) for g in grads):
         raise Fail("no gradient reaches params through phi: keep phi in the graph (no .detach(), .data or "
                    "torch.no_grad() on the parameters)")
-    if not first_order and _same(grads, first):
+    if not first_order and same(grads, first):
         raise Fail("the meta-gradient is the first-order one: with first_order=False, make the inner gradients with "
                    "create_graph=True and do not detach them, so that the outer gradient goes through them")
-    if first_order and _same(grads, second):
+    if first_order and same(grads, second):
         raise Fail("with first_order=True the meta-gradient still goes through the inner gradients: make them "
                    "without create_graph (they are then constants)")
     close(_flat(grads), _flat(first if first_order else second), why)
@@ -316,9 +315,9 @@ def _meta_loss_checks(ex: Exercise, g: torch.Generator) -> None:
 
     def support_then_query(*outs):
         values = [outputs(out, args)[0] for out, args in zip(outs, swapped)]
-        if _same([values[0]], [values[1]]):
+        if same([values[0]], [values[1]]):
             raise Fail("the loss does not change with the support set: adapt on support_x, support_y")
-        if _same([values[0]], [values[2]]):
+        if same([values[0]], [values[2]]):
             raise Fail("the loss does not change with the query set: evaluate query_x, query_y at phi")
         for value, args in zip(values, swapped):
             close(value, reference_meta_loss_outputs(*args)[0], "the loss differs from the query loss at phi, phi "
@@ -331,7 +330,7 @@ def _meta_loss_checks(ex: Exercise, g: torch.Generator) -> None:
     def mean_of_tasks(*outs):
         for out, args in zip(outs, many):
             value, (reference, _) = outputs(out, args)[0], reference_meta_loss_outputs(*args)
-            if _same([value], [reference * len(args[1])]):
+            if same([value], [reference * len(args[1])]):
                 raise Fail("the loss of a meta-batch is the sum of its tasks' losses: take their mean")
             close(value, reference, "the loss of a meta-batch differs from the mean of its tasks' query losses")
 
@@ -346,7 +345,7 @@ def _meta_loss_checks(ex: Exercise, g: torch.Generator) -> None:
 
     def from_params(whole, shuffled):
         (value, grads), (value2, grads2) = outputs(whole, orders[0]), outputs(shuffled, orders[1])
-        if not (_same([value2], [value]) and _same(grads2, grads)):
+        if not (same([value2], [value]) and same(grads2, grads)):
             raise Fail("the loss of a meta-batch depends on the order of its tasks: adapt every task from params, "
                        "not from the phi of the task before")
 
@@ -390,10 +389,18 @@ def _reptile_checks(ex: Exercise, g: torch.Generator) -> None:
         n = len(tensors) // (n_tasks + 1)
         return list(tensors[:n]), [list(tensors[n * (i + 1):n * (i + 2)]) for i in range(n_tasks)], epsilon
 
-    def reference(args, direction=1.0, reduce="mean"):
+    def reference(args):
+        """mlcourse's reptile_update (float64), as a list in mlp order."""
         theta, phis, epsilon = unpacked(args)
-        moves = [torch.stack([phi[i] - p for phi in phis]) for i, p in enumerate(theta)]  # (n_tasks, ...) each
-        return [p + direction * epsilon * (m.mean(0) if reduce == "mean" else m.sum(0)) for p, m in zip(theta, moves)]
+        names = [str(i) for i in range(len(theta))]
+        new = reptile_update(dict(zip(names, theta)), [dict(zip(names, phi)) for phi in phis], epsilon)
+        return [new[name] for name in names]
+
+    def summed(args):
+        """The usual mistake: theta + epsilon * the sum over the tasks of (phi - theta)."""
+        theta, phis, epsilon = unpacked(args)
+        return [p + epsilon * torch.stack([phi[i] - p for phi in phis]).sum(0)  # (n_tasks, ...) -> (...)
+                for i, p in enumerate(theta)]
 
     def outputs(out, args):
         theta = unpacked(args)[0]
@@ -424,7 +431,7 @@ def _reptile_checks(ex: Exercise, g: torch.Generator) -> None:
     def mean_not_sum(*outs):
         for out, args in zip(outs, many):
             new = outputs(out, args)[0]
-            if args[0] > 1 and _same(new, reference(args, reduce="sum")):
+            if args[0] > 1 and same(new, summed(args)):
                 raise Fail("the step sums (phi - theta) over the tasks: take their mean, so that the step does not "
                            "grow with the number of tasks")
             close(_flat(new), _flat(reference(args)), "with one task or many, the new theta differs from "

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from mlcourse.grading.checks.ex06_maml import _same, reference_adapt_outputs, reference_meta_loss_outputs
+from mlcourse.grading.checks.ex06_maml import reference_adapt_outputs, reference_meta_loss_outputs, same
 from mlcourse.grading.static import screen
 from tests.grading.checks.notebooks import GradedSet
 
@@ -210,7 +210,7 @@ def test_second_and_first_order_are_far_apart_in_every_gradient_check(seed):
         first = outputs(*call.args[:7], True, *call.args[8:])[1]
         distance = torch.cat([(s - f).reshape(-1) for s, f in zip(second, first)]).norm()
         assert distance > 1e-2 * torch.cat([s.reshape(-1) for s in second]).norm()
-        assert not _same(second, first) and not _same(first, second)
+        assert not same(second, first) and not same(first, second)
     if seed is not None:
         assert graded.failing() == set()
         assert graded.failing(adapt=no_create_graph) == {SECOND, ANY_MODEL}
