@@ -114,7 +114,7 @@ def plot_meta_step_cost(results: list[dict]):
     """Time and memory of a meta-step against the number of inner steps (rows of benchmarks/maml_cost.py)."""
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for method, label in (("maml", "MAML (second order)"), ("fomaml", "first-order MAML"), ("reptile", "Reptile")):
-        rows = sorted((r for r in results if r["method"] == method and r["impl"] == "vmap"),
+        rows = sorted((r for r in results if r["method"] == method and r["impl"] == "mlcourse"),
                       key=lambda r: r["inner_steps"])
         steps = [r["inner_steps"] for r in rows]
         for ax, key in zip(axes, ("ms", "saved_mb", "peak_mb")):
