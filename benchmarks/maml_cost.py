@@ -3,12 +3,15 @@ the number of inner steps, and the speed of three implementations of the same MA
 
 Every measurement uses the same episodes: Omniglot 5-way 1-shot, 5 queries per class, meta-batch 8,
 Finn et al.'s conv4 (`conv4_maml`), Adam on theta. Each configuration runs in a fresh process, so that
-its peak resident memory is its own. Memory is measured two ways: the bytes that autograd saves for
-the backward pass of one meta-step (`torch.autograd.graph.saved_tensors_hooks`, each tensor counted
-once), and the process's peak resident memory (on a GPU: `torch.cuda.max_memory_allocated`).
+its peak resident memory is its own. Memory is measured two ways: the bytes that autograd keeps for
+the outer backward pass of one meta-step (`torch.autograd.graph.saved_tensors_hooks`, each tensor
+counted once; torch.func refuses these hooks, so they are counted on the textbook version of the
+same meta-step, whose first-order inner graphs are freed before the outer backward), and the
+process's peak resident memory (on a GPU: `torch.cuda.max_memory_allocated`).
 
 Implementations of one second-order MAML meta-step (inner step 0.4, one inner step):
-  vmap      the package: `GradientLearner.predict` vmaps `adapt` (torch.func.grad) over the meta-batch
+  mlcourse  the package: `GradientLearner.predict` vmaps `adapt` (torch.func.grad) over the meta-batch
+            (for Reptile, whose update needs each task's phi, `Reptile.loss` loops over the tasks)
   loop      the package's `adapt` called task by task in a Python loop
   autograd  the textbook version: functional_call + torch.autograd.grad(create_graph=True), task by task
 The reference to beat (issue 11): learn2learn 0.2.1's MAML, 170 ms a meta-step on this 2-core CPU.
@@ -32,7 +35,7 @@ from mlcourse.plots import plot_meta_step_cost
 ROOT = Path(__file__).resolve().parents[1]
 
 ONE = r"""
-import json, resource, sys, time, torch
+import contextlib, json, resource, sys, time, torch
 import torch.nn.functional as F
 from torch.autograd.graph import saved_tensors_hooks
 from torch.func import functional_call
@@ -53,16 +56,26 @@ sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 5, seed
 episodes = [sampler.sample(8).to(device) for _ in range(4)]
 
 
-def textbook_loss(episode):
-    # functional_call + torch.autograd.grad(create_graph=True), one task after the other
+def textbook_loss(episode, count=contextlib.nullcontext):
+    # the meta-loss with torch.autograd.grad, task by task; `count` wraps what the outer backward keeps
     theta, losses = dict(method.model.named_parameters()), []
+    second_order = method_name == "maml"
     for i in range(len(episode)):
-        task, phi = episode[i], theta
-        for _ in range(inner_steps):
-            loss = F.cross_entropy(functional_call(method.model, phi, (task.support_x,)), task.support_y)
-            grads = torch.autograd.grad(loss, tuple(phi.values()), create_graph=True)
-            phi = {k: p - 0.4 * g for (k, p), g in zip(phi.items(), grads)}
-        losses.append(F.cross_entropy(functional_call(method.model, phi, (task.query_x,)), task.query_y))
+        task = episode[i]
+        x, y = task.support_x, task.support_y
+        if method_name == "reptile":  # adapts on all of the task's examples
+            x, y = torch.cat([x, task.query_x]), torch.cat([y, task.query_y])
+        phi = theta
+        with count() if second_order else contextlib.nullcontext():  # first order: the inner graphs are freed
+            for _ in range(inner_steps):
+                loss = method.loss_fn(functional_call(method.model, phi, (x,)), y)
+                grads = torch.autograd.grad(loss, tuple(phi.values()), create_graph=second_order)
+                phi = {k: p - method.inner_lr * g for (k, p), g in zip(phi.items(), grads)}
+        with count():
+            if method_name == "reptile":  # gradient theta - phi: keeps only the (detached) difference
+                losses.append(sum((p * (p - phi[k]).detach()).sum() for k, p in theta.items()))
+            else:
+                losses.append(F.cross_entropy(functional_call(method.model, phi, (task.query_x,)), task.query_y))
     return torch.stack(losses).mean()
 
 
@@ -100,8 +113,9 @@ def pack(t):
 
 for e in episodes[:3]:
     step(e)
-with saved_tensors_hooks(pack, lambda t: t):
-    loss = meta_loss(episodes[0])
+# torch.func transforms refuse saved-tensor hooks, so the bytes are counted on the textbook version of the
+# same meta-step (the same tensors, computed task by task with torch.autograd.grad)
+loss = textbook_loss(episodes[0], count=lambda: saved_tensors_hooks(pack, lambda t: t))
 del loss
 if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats()
@@ -135,7 +149,7 @@ def main() -> None:
     results = [measure(impl=impl, method="maml", inner_steps=1, n_steps=n_steps) for impl in ("autograd", "loop")]
     for method in ("maml", "fomaml", "reptile"):
         for inner_steps in (1, 2, 5, 10):
-            results.append(measure(method, inner_steps, "vmap", n_steps))
+            results.append(measure(method, inner_steps, "mlcourse", n_steps))
     memory = "GPU memory allocated" if device.type == "cuda" else "process resident memory, data included"
     lines = [f"Device: {device} ({name}, {torch.get_num_threads()} CPU threads); torch {torch.__version__}; "
              f"load average before the run {load:.1f} (above 0.5: other jobs shared the CPU); "
