@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from mlcourse.data.episodes import Episode
+from mlcourse.utils import mean_ci
 
 
 def show_images(images: torch.Tensor, titles=None, ncols: int = 10, size: float = 1.0):
@@ -77,8 +78,7 @@ def plot_adaptation_curves(curves: dict, ylabel: str = "MSE", ax=None):
         _, ax = plt.subplots(figsize=(5, 3.2))
     for label, scores in curves.items():
         steps = torch.arange(scores.shape[1])
-        mean = scores.mean(0)
-        half = 1.96 * scores.std(0) / scores.shape[0] ** 0.5
+        mean, half = torch.tensor([mean_ci(scores[:, s]) for s in steps]).T  # (2, steps + 1)
         ax.plot(steps, mean, marker="o", markersize=3, label=label)
         ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
     ax.set(xlabel="gradient steps at test time", ylabel=ylabel)

@@ -151,13 +151,10 @@ class MAML(GradientLearner):
 
     def loss(self, episode: Episode) -> tuple[torch.Tensor, float]:
         """Mean query loss over the tasks of a meta-batch, and the mean query accuracy (or MSE)."""
-        self._check(episode)
-        prediction = self.predict(episode)  # ([B,] Q, n_way), or ([B,] Q, 1) for regression
-        if self.metric == "mse":
-            loss = mse(prediction, episode.query_y)
-            return loss, loss.item()
-        loss = F.cross_entropy(prediction.reshape(-1, self.n_way), episode.query_y.reshape(-1))
-        return loss, accuracy(prediction, episode.query_y).mean().item()
+        if self.metric == "accuracy":
+            return super().loss(episode)  # cross-entropy of `predict`'s logits at phi
+        loss = mse(self.predict(episode), episode.query_y)  # predictions: ([B,] Q, 1)
+        return loss, loss.item()
 
 
 class Reptile(GradientLearner):
