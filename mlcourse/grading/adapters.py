@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from mlcourse.models import mlp
 
-__all__ = ["mlp_adapt", "mlp_meta_loss", "mlp_reptile_update"]
+__all__ = ["mlp_adapt", "mlp_meta_loss", "mlp_reptile_update", "outputs_gradients_inputs"]
 
 LOSSES = {"mse": F.mse_loss, "cross_entropy": F.cross_entropy}
 
@@ -112,3 +112,41 @@ def mlp_reptile_update(reptile_update, n_tasks: int, epsilon: float, *tensors):
     after = [theta[name] if isinstance(theta.get(name), torch.Tensor) else torch.full_like(t, float("nan"))
              for name, t in zip(names, tensors[:n_params])]
     return (*new, *after)
+
+
+def outputs_gradients_inputs(function, n_args: int, *args_and_weights):
+    """The function's outputs; the gradient of a grader-chosen scalar of them with respect to each float tensor
+    input; and the tensor inputs as they are after the call.
+
+    `args_and_weights` holds the function's `n_args` arguments, then one weight tensor per item it should return:
+    the scalar is the sum over the items of (weight * item).sum(), taken where an item is a float tensor with as
+    many elements as its weight (else it adds nothing, and the judge fails its shape). The float tensor inputs
+    are passed as copies of leaves that require gradients, so an in-place change of an input works and shows in
+    what is returned; a graph cut by .item(), .detach() or no_grad gives zero gradients. Without weights no
+    gradient is taken and the inputs are passed as they are. Returns the items, then the gradients (one per float
+    tensor input, only with weights), then the tensor inputs after the call.
+    """
+    args, weights = list(args_and_weights[:n_args]), args_and_weights[n_args:]
+    float_inputs = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    leaves = {}
+    if weights:
+        for i in float_inputs:
+            leaves[i] = args[i].detach().clone().requires_grad_()
+            args[i] = leaves[i].clone()
+    value = function(*args)
+    items = list(value) if isinstance(value, (tuple, list)) else [value]
+    grads = []
+    if weights:
+        total = None
+        for item, w in zip(items, weights):
+            if isinstance(item, torch.Tensor) and item.is_floating_point() and item.requires_grad \
+                    and item.numel() == w.numel():
+                term = (w.to(item.dtype).reshape(item.shape) * item).sum()
+                total = term if total is None else total + term
+        if total is None:
+            grads = [torch.zeros_like(leaves[i]) for i in float_inputs]
+        else:
+            found = torch.autograd.grad(total, [leaves[i] for i in float_inputs], allow_unused=True)
+            grads = [torch.zeros_like(leaves[i]) if g is None else g for g, i in zip(found, float_inputs)]
+    after = [a.detach() for a in args if isinstance(a, torch.Tensor)]
+    return (*items, *grads, *after)
