@@ -7,14 +7,17 @@ from dataclasses import dataclass, field
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
 from mlcourse.data.pairs import PairSampler
 from mlcourse.engine import TrainConfig
+from mlcourse.methods.blackbox import BlackBox
 from mlcourse.methods.maml import MAML, Reptile
 from mlcourse.methods.matching import MatchingNet
 from mlcourse.methods.protonet import ProtoNet
 from mlcourse.methods.siamese import SiameseNet
 
 METHODS = {"protonet": ProtoNet, "matching": MatchingNet, "siamese": SiameseNet,
+           "lstm": functools.partial(BlackBox, "lstm"), "snail": functools.partial(BlackBox, "snail"),
            "maml": MAML, "fomaml": functools.partial(MAML, first_order=True), "reptile": Reptile}
-GRADIENT_METHODS = {"maml", "fomaml", "reptile"}  # their output layer has n_way units
+BLACK_BOX_METHODS = {"lstm", "snail"}  # they read k_shot examples of each class in a sequence
+SIZED_METHODS = {"maml", "fomaml", "reptile"} | BLACK_BOX_METHODS  # their output layer has n_way units
 
 
 @dataclass
@@ -50,6 +53,14 @@ QUICK = {
                                   train=TrainConfig(steps=1500, outer_lr=2e-3, lr_halve_every=500, val_every=500)),
     "siamese": lambda: RunConfig("siamese", train=TrainConfig(steps=1500, meta_batch_size=48, outer_lr=2e-3,
                                                               lr_halve_every=500, val_every=500)),
+    # Black-box learners on 5-way 1-shot episodes with 3 queries per class, each query a sequence of its own.
+    # SNAIL at half the paper's width, embeddings layer-normalised: 2 of 12 variants tuned on a GPU
+    # (benchmarks/blackbox_tuning.py) that led at every validation from 1,000 to 5,000 steps.
+    "snail": lambda: RunConfig("snail", method_kwargs={"width": 0.5, "normalize": True}, n_way=5, k_shot=1, n_query=3,
+                               train=TrainConfig(steps=1200, meta_batch_size=16, outer_lr=1e-3, val_every=200)),
+    # The LSTM's best recipe in that sweep left chance only after about 3,000 steps: more than a CPU's minutes.
+    "lstm": lambda: RunConfig("lstm", n_way=5, k_shot=1, n_query=3,
+                              train=TrainConfig(steps=1400, meta_batch_size=16, outer_lr=1e-3, val_every=200)),
     # Finn et al.'s inner loop (one step of 0.4, three at test) on meta-batches of 8 tasks. Tuning runs on this
     # CPU (book/results.md): 15 queries per class reached in 4,000 steps the accuracy that 5 reached in 6,000, but
     # each step took about twice as long.
@@ -81,6 +92,15 @@ FULL = {
     "siamese": lambda: RunConfig("siamese", train_part="trainval",
                                  train=TrainConfig(steps=30000, meta_batch_size=128, outer_lr=1e-3,
                                                    lr_halve_every=5000, val_every=1000, val_episodes=600)),
+    # Mishra et al. 2018's Omniglot model at full width (5-way 1-shot). The paper does not state its number of
+    # iterations or meta-batch size; 40,000 steps of 32 episodes here. Layer-normalised embeddings (not theirs).
+    "snail": lambda: RunConfig("snail", train_part="trainval", method_kwargs={"normalize": True}, n_way=5, k_shot=1,
+                               n_query=1, train=TrainConfig(steps=40000, meta_batch_size=32, outer_lr=1e-3,
+                                                            val_every=2000, val_episodes=600)),
+    # CS330's first homework: a 2-layer LSTM of 128 units, Adam 1e-3; 40,000 steps of 32 episodes here.
+    "lstm": lambda: RunConfig("lstm", train_part="trainval", n_way=5, k_shot=1, n_query=1,
+                              train=TrainConfig(steps=40000, meta_batch_size=32, outer_lr=1e-3, val_every=2000,
+                                                val_episodes=600)),
     # Finn et al. 2017 (their code's Omniglot command): 5-way 1-shot, one inner step of 0.4 (three at
     # test), meta-batch 32, one query per class, Adam 1e-3, 60,000 iterations.
     "maml": lambda: RunConfig("maml", train_part="trainval", method_kwargs={"inner_lr": 0.4, "inner_steps": 1,
@@ -146,9 +166,11 @@ def sinusoid_runs(full: bool = False) -> dict[str, RunConfig]:
 def make_method(config: RunConfig):
     """A fresh, untrained method of the kind and with the options that `config` names."""
     kwargs = dict(config.method_kwargs)
-    if config.method in GRADIENT_METHODS:
+    if config.method in SIZED_METHODS:
         kwargs.setdefault("n_way", config.n_way)
         kwargs.setdefault("task", "regression" if config.data == "sinusoid" else "classification")
+    if config.method in BLACK_BOX_METHODS:
+        kwargs.setdefault("k_shot", config.k_shot)
     return METHODS[config.method](**kwargs)
 
 

@@ -40,7 +40,7 @@ def registry(full: bool = False) -> dict[str, RunConfig]:
     runs = {name: configs.preset(name, full) for name in ("siamese", "matching", "protonet")}
     runs.update(configs.fce_comparison(runs["matching"], full))
     runs.update(configs.protonet_ablations(runs["protonet"]))
-    runs.update({name: configs.preset(name, full) for name in ("maml", "fomaml", "reptile")})
+    runs.update({name: configs.preset(name, full) for name in ("lstm", "snail", "maml", "fomaml", "reptile")})
     runs.update(configs.sinusoid_runs(full))
     return runs
 
