@@ -6,6 +6,8 @@ import torch
 
 from mlcourse.grading.spec import Exercise, Fail
 
+VALUES_FIRST = "this check's points come only with right values"
+
 
 @dataclass
 class CheckResult:
@@ -41,7 +43,13 @@ def _outputs_of(keys, function, outputs, errors):
 def judge_check(check, function: str, outputs: dict, errors: dict) -> str:
     """'' when the check passes, else the reason it failed."""
     try:
-        check.judge(*_outputs_of(check.calls, function, outputs, errors))
+        outs = _outputs_of(check.calls, function, outputs, errors)
+        check.judge(*outs)
+        if check.needs is not None:
+            try:
+                check.needs(*outs)
+            except Fail as wrong:
+                raise Fail(f"{VALUES_FIRST}: {wrong}") from None
     except Fail as failed:
         return str(failed) or "failed"
     except Exception as err:  # outputs malformed in a way no judge foresaw: the check fails, grading goes on

@@ -40,6 +40,7 @@ class Check:
     calls: list[str]  # keys of Exercise.calls
     judge: Judge
     hidden: bool = True
+    needs: Judge | None = None  # a value judge of the same outputs that must pass too (format, invariance checks)
 
 
 @dataclass
@@ -56,9 +57,16 @@ class GradedFunction:
     def max_points(self) -> float:
         return sum(c.points for c in self.checks)
 
-    def check(self, name: str, points: float, calls: list[str], judge: Judge, hidden: bool = True) -> None:
-        """Add a check of this function."""
-        self.checks.append(Check(name, points, list(calls), judge, hidden))
+    def check(self, name: str, points: float, calls: list[str], judge: Judge, hidden: bool = True,
+              needs: Judge | None = None) -> None:
+        """Add a check of this function.
+
+        A check that looks only at the format of the outputs (shape, dtype) or at an invariance (order of the
+        queries, relabelling) names in `needs` a judge of the same outputs that compares their values with the
+        reference: it earns its points only when both pass, so that well-formed but wrong (say constant) outputs
+        earn nothing.
+        """
+        self.checks.append(Check(name, points, list(calls), judge, hidden, needs))
 
 
 @dataclass

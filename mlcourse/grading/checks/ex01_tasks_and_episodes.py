@@ -130,13 +130,19 @@ def _sampler_checks(ex: Exercise, g: torch.Generator) -> None:
             if not (sx.is_floating_point() and qx.is_floating_point()):
                 raise Fail("support_x and query_x should be float images, as taken from `images`")
 
-    fn.check("returns (support_x, support_y, query_x, query_y) with the right shapes", 1, basic, shapes, hidden=False)
+    def classes(*outs):
+        for o, cfg in zip(outs, configs):
+            _check_classes(o, *cfg)
+
+    fn.check("returns (support_x, support_y, query_x, query_y) with the right shapes", 1, basic, shapes, hidden=False,
+             needs=classes)
     fn.check("labels are 0..n_way-1 (int64), class by class", 1, basic,
-             lambda *outs: [_check_labels(o, *cfg[1:]) for o, cfg in zip(outs, configs)], hidden=False)
-    fn.check("each label is one class of `images`, n_way distinct classes, queries match", 1, basic,
-             lambda *outs: [_check_classes(o, *cfg) for o, cfg in zip(outs, configs)], hidden=False)
+             lambda *outs: [_check_labels(o, *cfg[1:]) for o, cfg in zip(outs, configs)], hidden=False,
+             needs=classes)
+    fn.check("each label is one class of `images`, n_way distinct classes, queries match", 1, basic, classes,
+             hidden=False)
     fn.check("support and query images are distinct drawings", 1, basic,
-             lambda *outs: [_check_disjoint(o, *cfg) for o, cfg in zip(outs, configs)], hidden=False)
+             lambda *outs: [_check_disjoint(o, *cfg) for o, cfg in zip(outs, configs)], hidden=False, needs=classes)
 
     def edges(*outs):
         for out, cfg in zip(outs, edge_configs):
@@ -162,7 +168,8 @@ def _sampler_checks(ex: Exercise, g: torch.Generator) -> None:
         if _same(a, c) and _same(a, d):
             raise Fail("generators seeded differently gave the same episode: the draws should depend on `generator`")
 
-    fn.check("reproducible from the generator alone", 1, twice, reproducible)
+    fn.check("reproducible from the generator alone", 1, twice, reproducible,
+             needs=lambda *outs: [(_check_labels(o, 5, 2, 2), _check_classes(o, small, 5, 2, 2)) for o in outs])
 
     few = torch.rand(8, 20, 1, 28, 28, generator=g)
     stream = [ex.call("sample_episode", few, 3, 1, 2, seed()) for _ in range(40)]
@@ -196,8 +203,10 @@ def _toy_episode(g, n_way, k_shot, n_query, scaled=False, shuffled=False):
     if scaled:  # each image multiplied by its own factor in about [0.1, 10]
         support_x = support_x * torch.exp(torch.randn(len(support_x), 1, 1, 1, generator=g))
         query_x = query_x * torch.exp(torch.randn(len(query_x), 1, 1, 1, generator=g))
-    if shuffled:
+    if shuffled and n_way > 1:
         perm = torch.randperm(len(support_y), generator=g)
+        while torch.equal(support_y[perm], support_y):  # another order than class by class
+            perm = torch.randperm(len(support_y), generator=g)
         support_x, support_y = support_x[perm], support_y[perm]
     return support_x, support_y, query_x, n_way
 
@@ -240,17 +249,18 @@ def _nearest_checks(ex: Exercise, g: torch.Generator) -> None:
         if pred.min() < 0 or pred.max() >= 5:
             raise Fail("the predictions should be labels in 0..n_way-1")
 
-    fn.check("returns one int64 label in 0..n_way-1 per query", 1, first, format_, hidden=False)
+    fn.check("returns one int64 label in 0..n_way-1 per query", 1, first, format_, hidden=False,
+             needs=_match_reference(first_args))
     fn.check("matches pixel-space 1-nearest-neighbour on 5-way 1-shot episodes", 1, first,
              _match_reference(first_args), hidden=False)
-    keys, args = calls([(5, 5, 4), (20, 1, 2), (1, 3, 2)])
+    keys, args = calls([(5, 5, 4), (20, 1, 2), (1, 3, 2)], shuffled=True)
     fn.check("k-shot, many ways and a single way", 1, keys, _match_reference(args))
-    keys, args = calls([(5, 2, 3), (10, 1, 3)], scaled=True)
+    keys, args = calls([(5, 2, 3), (10, 1, 3)], scaled=True, shuffled=True)
     fn.check("images of unequal scales (L2 distance on raw pixels, not cosine)", 1, keys, _match_reference(args))
     keys, args = calls([(5, 3, 3), (8, 2, 2)], shuffled=True)
     fn.check("support set in any order (labels come from support_y)", 1, keys, _match_reference(args))
 
-    support_x, support_y, query_x, n_way = _toy_episode(g, 5, 2, 4)
+    support_x, support_y, query_x, n_way = _toy_episode(g, 5, 2, 4, shuffled=True)
     perm = torch.randperm(len(query_x), generator=g)
     outlier = 20 * torch.rand(1, 1, 28, 28, generator=g)  # a query far brighter than every other image
     alone = [ex.call(fn.name, support_x, support_y, query_x, n_way),
@@ -268,7 +278,8 @@ def _nearest_checks(ex: Exercise, g: torch.Generator) -> None:
             raise Fail("adding one more query changed the labels of the others: label each query on its own, "
                        "without statistics of the whole query set")
 
-    fn.check("each query labelled on its own (order and number of queries do not matter)", 1, alone, independent)
+    fn.check("each query labelled on its own (order and number of queries do not matter)", 1, alone, independent,
+             needs=_match_reference([(support_x, support_y, query_x, n_way)]))
 
 
 # ---- accuracy --------------------------------------------------------------------------------

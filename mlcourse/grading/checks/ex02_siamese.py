@@ -4,12 +4,20 @@ The grader draws logits and labels from a seed, runs the student's functions on 
 student's kernel, and judges the returned tensors here, in its own process, against mlcourse's
 reference implementation (what `SiameseNet.loss` and `SiameseNet.predict` compute: binary
 cross-entropy with logits, and `min_per_class`) and against properties that any correct solution has.
+
+Hidden value checks of `n_way_predict` use support sets in shuffled order (never class by class), so
+that a function that assumes the sampler's sorted order fails them as any wrong value does. One
+hidden check of each function goes through the kernel-side adapter `outputs_gradients_inputs`: for
+the loss, the network is trained through, so the gradient of the loss taken through the student's
+graph comes back and is compared with the reference's (a loss returned with `.item()` has none);
+for both, the inputs after the call are compared with the inputs before (no in-place clamp_).
 """
 
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.judges import close, expect_shape, single
+from mlcourse.grading.judges import (ADAPTER, adapted, close, expect_shape, gradients_match, reference_gradients,
+                                     single, untouched)
 from mlcourse.grading.spec import Exercise, Fail, assemble
 from mlcourse.methods.nearest import min_per_class
 
@@ -60,13 +68,26 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
         if not loss.is_floating_point() or float(loss) < 0:
             raise Fail("the loss should be a float, at least 0 (a cross-entropy)")
 
-    fn.check("returns one number, at least 0", 1, keys, format_, hidden=False)
-    fn.check("a worked case: the mean binary cross-entropy of four pairs", 1, keys,
-             match(worked, "the loss differs from the mean binary cross-entropy of the pairs"), hidden=False)
-    cases = [case(32), case(7), case(1), case(100, scale=0.1)]
-    fn.check("random batches, a single pair, and logits near zero", 1, [ex.call(fn.name, *a) for a in cases],
-             match(cases, "the loss differs from the mean binary cross-entropy of the pairs (a mean, not a sum; "
-                          "`same` is the target, the logits are log-odds)"))
+    worked_why = "the loss differs from the mean binary cross-entropy of the pairs"
+    fn.check("returns one number, at least 0", 1, keys, format_, hidden=False, needs=match(worked, worked_why))
+    fn.check("a worked case: the mean binary cross-entropy of four pairs", 1, keys, match(worked, worked_why),
+             hidden=False)
+    batches = [case(32), case(7), case(1), case(100, scale=0.1), case(40, scale=8.0)]
+    one = (torch.tensor(1.0),)  # the scalar whose gradient comes back: the loss itself
+    why = ("the loss differs from the mean binary cross-entropy of the pairs (a mean, not a sum; `same` is the "
+           "target, the logits are log-odds)")
+
+    def with_gradient(*outs):
+        for out, a in zip(outs, batches):
+            (loss,), grads, after = adapted(out, a, ("loss",))
+            match([a], why)([loss])
+            gradients_match(grads[:1], reference_gradients(reference_verification_loss, a, one)[:1],
+                            "the loss's gradient with respect to the logits differs from that of the mean binary "
+                            "cross-entropy")
+            untouched(after, a, "verification_loss")
+
+    fn.check("random batches, a single pair, and logits near zero; the loss keeps its gradient, inputs left as they "
+             "were", 1, [ex.call(fn.name, 2, *a, *one, adapter=ADAPTER) for a in batches], with_gradient)
     cases = [case(20, scale=200.0), (torch.tensor([300.0, -300.0, 80.0, -80.0]), torch.tensor([0.0, 1.0, 1.0, 0.0]))]
     fn.check("confident logits: finite and right (numerically stable)", 1, [ex.call(fn.name, *a) for a in cases],
              match(cases, "for logits far from zero the loss is wrong or not finite: log(sigmoid(x)) underflows; "
@@ -87,8 +108,11 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
 
     def case(n_queries, n_way, k_shot, offset=0.0, shuffled=False):
         support_y = torch.arange(n_way).repeat_interleave(k_shot)  # (n_way * k_shot,)
-        if shuffled:
-            support_y = support_y[torch.randperm(len(support_y), generator=g)]
+        if shuffled and n_way > 1:
+            perm = torch.randperm(len(support_y), generator=g)
+            while torch.equal(support_y[perm], support_y):  # another order than class by class
+                perm = torch.randperm(len(support_y), generator=g)
+            support_y = support_y[perm]
         return 3 * torch.randn(n_queries, len(support_y), generator=g) + offset, support_y, n_way
 
     def match(cases, why):
@@ -105,18 +129,28 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
         if not _scores(out, 2, 2).is_floating_point():
             raise Fail("the class scores should be float logits, one per class, not labels")
 
-    fn.check("returns (n_queries, n_way) float class scores", 1, keys, format_, hidden=False)
+    fn.check("returns (n_queries, n_way) float class scores", 1, keys, format_, hidden=False,
+             needs=match(worked, why))
     fn.check("a worked case: each class scores its best-matching support image", 1, keys, match(worked, why),
              hidden=False)
-    cases = [case(10, 5, 1), case(6, 5, 5, offset=-20.0), case(4, 40, 2), case(3, 1, 3)]
-    fn.check("1-shot, k-shot with negative logits, many ways, a single way", 1,
-             [ex.call(fn.name, *a) for a in cases], match(cases, why + " (the maximum, not the mean or the sum)"))
+    episodes = [case(10, 5, 1, shuffled=True), case(6, 5, 5, offset=-20.0, shuffled=True),
+                case(4, 40, 2, shuffled=True), case(3, 1, 3)]
+
+    def any_episode(*outs):
+        for out, a in zip(outs, episodes):
+            (scores,), _, after = adapted(out, a, ("class scores",), weighted=False)
+            close(_scores([scores], len(a[0]), a[2]), reference_n_way_predict(*a),
+                  why + " (the maximum, not the mean or the sum)")
+            untouched(after, a, "n_way_predict")
+
+    fn.check("1-shot, k-shot with negative logits, many ways, a single way; inputs left as they were", 1,
+             [ex.call(fn.name, 3, *a, adapter=ADAPTER) for a in episodes], any_episode)
     cases = [case(8, 5, 3, shuffled=True), case(5, 10, 2, shuffled=True)]
     fn.check("support set in any order (classes come from support_y)", 1, [ex.call(fn.name, *a) for a in cases],
              match(cases, why + ": with the support set in another order than class by class, find each "
                                 "class's images through support_y"))
 
-    logits, sy, n = case(12, 5, 2)
+    logits, sy, n = case(12, 5, 2, shuffled=True)
     perm = torch.randperm(len(logits), generator=g)
     keys = [ex.call(fn.name, logits, sy, n), ex.call(fn.name, logits[perm], sy, n),
             ex.call(fn.name, logits[:1], sy, n)]
@@ -127,7 +161,8 @@ def _predict_checks(ex: Exercise, g: torch.Generator) -> None:
         close(_scores(permuted, len(logits), n), whole[perm], why)
         close(_scores(one, 1, n), whole[:1], why)
 
-    fn.check("each query scored on its own (order and number of queries do not matter)", 1, keys, independent)
+    fn.check("each query scored on its own (order and number of queries do not matter)", 1, keys, independent,
+             needs=match([(logits, sy, n)], why))
 
 
 def build(seed: int) -> Exercise:

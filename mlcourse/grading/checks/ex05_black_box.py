@@ -176,7 +176,7 @@ def _sequences_checks(ex: Exercise, g: torch.Generator) -> None:
 
     prefix = [(*_episode(g, 5, 2, 15), seed()), (*_episode(g, 4, 3, 8, shuffled=True), seed())]
     fn.check("one shuffle per episode: every query's sequence has the same support order", 1, calls(prefix),
-             judge_each(prefix, _shape_of_sequences, _prefix_verdict))
+             judge_each(prefix, _shape_of_sequences, _prefix_verdict), needs=judge_each(prefix, sequences_verdict))
 
     episode, seeds = _episode(g, 5, 2, 3, shuffled=True), [seed() for _ in range(3)]
     drawn = [(*episode, seeds[0]), (*episode, seeds[0]), (*episode, seeds[1]), (*episode, seeds[2])]

@@ -188,10 +188,12 @@ def _adapt_checks(ex: Exercise, g: torch.Generator) -> None:
         for out, args in zip(outs, first_cases):
             outputs(out, args)
 
-    fn.check("returns a dict phi with the names and shapes of params", 1, first, format_, hidden=False)
-    fn.check("one inner step: phi = params - inner_lr * gradient of the support loss", 1, first,
-             phi_matches(first_cases, "phi differs from params - inner_lr * (the gradient of loss_fn(model(x), y) "
-                                      "with respect to params)"), hidden=False)
+    one_step = phi_matches(first_cases, "phi differs from params - inner_lr * (the gradient of loss_fn(model(x), y) "
+                                        "with respect to params)")
+    fn.check("returns a dict phi with the names and shapes of params", 1, first, format_, hidden=False,
+             needs=one_step)
+    fn.check("one inner step: phi = params - inner_lr * gradient of the support loss", 1, first, one_step,
+             hidden=False)
 
     cases = [case(0.05, 3, False), case(0.02, 5, True, k_shot=5)]
     fn.check("several inner steps, each from the parameters of the step before", 1, calls(cases),
@@ -217,7 +219,8 @@ def _adapt_checks(ex: Exercise, g: torch.Generator) -> None:
                 raise Fail("adapt changed the params it was given (in place, or by storing phi's tensors in that "
                            "dict): build a new dict of new tensors")
 
-    fn.check("params is left as it was: phi is a new dict of new tensors", 1, calls(kept), untouched)
+    fn.check("params is left as it was: phi is a new dict of new tensors", 1, calls(kept), untouched,
+             needs=phi_matches(kept, "phi differs from MAML's inner loop on the support set"))
 
     def gradient_matches(cases, why):
         def judge(*outs):
@@ -301,10 +304,10 @@ def _meta_loss_checks(ex: Exercise, g: torch.Generator) -> None:
                 raise Fail("no gradient reaches params from the loss: return a tensor that keeps its graph (no "
                            ".item(), .detach() or torch.no_grad())")
 
-    fn.check("returns one number whose gradient reaches params", 1, first, format_, hidden=False)
-    fn.check("the mean over the tasks of the query loss at each task's phi", 1, first,
-             value_matches(first_cases, "the loss differs from the mean over the tasks of the query loss at phi, "
-                                        "phi adapted from params on the task's support set"), hidden=False)
+    mean_loss = value_matches(first_cases, "the loss differs from the mean over the tasks of the query loss at phi, "
+                                           "phi adapted from params on the task's support set")
+    fn.check("returns one number whose gradient reaches params", 1, first, format_, hidden=False, needs=mean_loss)
+    fn.check("the mean over the tasks of the query loss at each task's phi", 1, first, mean_loss, hidden=False)
 
     base = _tasks(g, 1, 5, 10)  # one task: the sum and the mean over the tasks agree, nothing can be carried over
     other = _tasks(g, 1, 5, 10)
@@ -349,7 +352,8 @@ def _meta_loss_checks(ex: Exercise, g: torch.Generator) -> None:
             raise Fail("the loss of a meta-batch depends on the order of its tasks: adapt every task from params, "
                        "not from the phi of the task before")
 
-    fn.check("every task adapts from params (nothing carried over from task to task)", 1, calls(orders), from_params)
+    fn.check("every task adapts from params (nothing carried over from task to task)", 1, calls(orders), from_params,
+             needs=value_matches(orders, "the loss of a meta-batch differs from the mean of its tasks' query losses"))
 
     meta_gradients = [case(3, 0.3, 1, False), case(2, 0.1, 2, True, k_shot=5),
                       case(2, 0.2, 1, False, k_shot=6, n_query=9, classifier=True)]
@@ -421,10 +425,11 @@ def _reptile_checks(ex: Exercise, g: torch.Generator) -> None:
                 close(_flat(outputs(out, args)[0]), _flat(reference(args)), why)
         return judge
 
-    fn.check("returns a new dict with the names and shapes of theta", 1, first, format_, hidden=False)
-    fn.check("theta + epsilon * the mean over the tasks of (phi - theta)", 1, first,
-             matches(first_cases, "the new theta differs from theta + epsilon * mean over the tasks of "
-                                  "(phi - theta)"), hidden=False)
+    why = "the new theta differs from theta + epsilon * mean over the tasks of (phi - theta)"
+    fn.check("returns a new dict with the names and shapes of theta", 1, first, format_, hidden=False,
+             needs=matches(first_cases, why))
+    fn.check("theta + epsilon * the mean over the tasks of (phi - theta)", 1, first, matches(first_cases, why),
+             hidden=False)
 
     many = [case(1, 0.3), case(5, 0.2), case(8, 1.0)]
 
@@ -450,7 +455,7 @@ def _reptile_checks(ex: Exercise, g: torch.Generator) -> None:
                 raise Fail("the step does not move theta towards the tasks' parameters: theta + epsilon * "
                            "(phi - theta), a step towards phi")
 
-    fn.check("a step towards the tasks' parameters, not away", 1, calls(steps), towards)
+    fn.check("a step towards the tasks' parameters, not away", 1, calls(steps), towards, needs=matches(steps, why))
 
     kept = [case(3, 0.5), case(1, 1.0)]
 
@@ -460,7 +465,8 @@ def _reptile_checks(ex: Exercise, g: torch.Generator) -> None:
                 raise Fail("reptile_update changed the theta it was given (in place, or by storing new tensors in "
                            "that dict): build a new dict of new tensors")
 
-    fn.check("theta is left as it was: a new dict of new tensors", 1, calls(kept), untouched)
+    fn.check("theta is left as it was: a new dict of new tensors", 1, calls(kept), untouched,
+             needs=matches(kept, why))
 
 
 def build(seed: int) -> Exercise:

@@ -44,14 +44,14 @@ def by_position(weights, support_y, n_way):
 
 
 @pytest.mark.parametrize("replaced,expected", [
-    ({"attention": dot_product}, {"a softmax over the cosine similarities",
+    ({"attention": dot_product}, {"each query attends on its own (order and number of queries do not matter)", "returns (n_queries, n_support) weights, each row summing to 1", "a softmax over the cosine similarities",
                                   "other scales (the similarities are multiplied by scale before the softmax)",
-                                  "embeddings of unequal lengths (cosine, not dot product), one or many support images"}),
-    ({"attention": no_scale}, {"other scales (the similarities are multiplied by scale before the softmax)",
-                               "embeddings of unequal lengths (cosine, not dot product), one or many support images"}),
-    ({"matching_predict": second_softmax}, {"each class gets the summed weight of its support images",
-                                            "k-shot, many ways, a single way, the support set in any order"}),
-    ({"matching_predict": by_position}, {"k-shot, many ways, a single way, the support set in any order"}),
+                                  "embeddings of unequal lengths (cosine, not dot product), one or many support images; differentiable, inputs left as they were"}),
+    ({"attention": no_scale}, {"each query attends on its own (order and number of queries do not matter)", "other scales (the similarities are multiplied by scale before the softmax)",
+                               "embeddings of unequal lengths (cosine, not dot product), one or many support images; differentiable, inputs left as they were"}),
+    ({"matching_predict": second_softmax}, {"each query predicted on its own", "returns (n_queries, n_way) probabilities, each row summing to 1", "each class gets the summed weight of its support images",
+                                            "k-shot, many ways, a single way, the support set in any order; differentiable, inputs left as they were"}),
+    ({"matching_predict": by_position}, {"each query predicted on its own", "k-shot, many ways, a single way, the support set in any order; differentiable, inputs left as they were"}),
 ])
 def test_a_mistake_fails_exactly_its_checks(replaced, expected):
     assert failing(**replaced) == expected
@@ -67,3 +67,37 @@ def test_hidden_messages_reveal_no_numbers_of_the_inputs():
     for message in SET.hidden_messages({"attention": dot_product}, {"attention": over_queries},
                                        {"matching_predict": by_position}):
         assert not any(ch.isdigit() for ch in message), message
+
+
+# ---- differentiable, inputs left as they were: checked by value --------------------------------------------------
+
+def normalising_in_place(query, support, scale):
+    query /= query.norm(dim=1, keepdim=True)  # the caller's embeddings change
+    support /= support.norm(dim=1, keepdim=True)
+    return torch.softmax(scale * query @ support.T, dim=1)
+
+
+def numpy_cosine(query, support, scale):
+    import numpy as np
+    q, s = query.detach().numpy(), support.detach().numpy()
+    cos = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (s / np.linalg.norm(s, axis=1, keepdims=True)).T
+    return torch.softmax(scale * torch.from_numpy(cos), dim=1)
+
+
+def detached_predict(weights, support_y, n_way):
+    return REFERENCES["matching_predict"](weights.detach(), support_y, n_way)
+
+
+ATTENTION_GRADIENT = ("embeddings of unequal lengths (cosine, not dot product), one or many support images; "
+                      "differentiable, inputs left as they were")
+PREDICT_GRADIENT = ("k-shot, many ways, a single way, the support set in any order; differentiable, inputs left as "
+                    "they were")
+
+
+@pytest.mark.parametrize("replaced,expected", [
+    ({"attention": normalising_in_place}, {ATTENTION_GRADIENT}),
+    ({"attention": numpy_cosine}, {ATTENTION_GRADIENT}),
+    ({"matching_predict": detached_predict}, {PREDICT_GRADIENT}),
+])
+def test_no_gradient_or_a_changed_input_loses_points(replaced, expected):
+    assert failing(**replaced) == expected

@@ -62,21 +62,23 @@ def positional_loss(support, support_y, query, query_y, n_way):
 
 
 @pytest.mark.parametrize("replaced,expected", [
-    ({"prototypes": by_position}, {"support set in any order (classes come from support_y)"}),
-    ({"prototypes": normalised}, {"each prototype is the mean of its class's support embeddings",
+    ({"prototypes": by_position}, {"1-shot, many ways and a single way", "embeddings of any scale (a plain mean, no normalisation), differentiable, inputs left as they were", "support set in any order (classes come from support_y)"}),
+    ({"prototypes": normalised}, {"returns one float prototype per class, shape (n_way, d)", "each prototype is the mean of its class's support embeddings",
                                   "1-shot, many ways and a single way",
                                   "support set in any order (classes come from support_y)",
-                                  "embeddings of any scale (a plain mean, no normalisation)"}),
-    ({"distance_logits": positive}, {"returns (n_queries, n_way) logits that are never positive",
+                                  "embeddings of any scale (a plain mean, no normalisation), differentiable, inputs left as they were"}),
+    ({"distance_logits": positive}, {"each query scored on its own (order and number of queries do not matter)", "returns (n_queries, n_way) logits that are never positive",
                                      "the logits are minus the squared Euclidean distances",
                                      "a single query, many ways and a single way",
-                                     "embeddings of unequal scales (Euclidean, not cosine)"}),
-    ({"episode_loss": summed}, {"the loss is the mean cross-entropy of the distance logits",
-                                "loss and accuracy on 1-shot, many-way and 5-shot episodes",
+                                     "embeddings of unequal scales (Euclidean, not cosine), differentiable, inputs left as they were"}),
+    ({"episode_loss": summed}, {"returns (loss, accuracy): two numbers", "the loss is the mean cross-entropy of the distance logits",
+                                "loss and accuracy on 1-shot, many-way and 5-shot episodes; the loss keeps its gradient, inputs left as "
+                                "they were",
                                 "support set and queries in any order"}),
-    ({"episode_loss": percent}, {"returns (loss, accuracy): two numbers",
-                                 "loss and accuracy on 1-shot, many-way and 5-shot episodes"}),
-    ({"episode_loss": positional_loss}, {"support set and queries in any order"}),
+    ({"episode_loss": percent}, {"support set and queries in any order", "returns (loss, accuracy): two numbers",
+                                 "loss and accuracy on 1-shot, many-way and 5-shot episodes; the loss keeps its gradient, inputs left as "
+                                "they were"}),
+    ({"episode_loss": positional_loss}, {"loss and accuracy on 1-shot, many-way and 5-shot episodes; the loss keeps its gradient, inputs left as they were", "support set and queries in any order"}),
 ])
 def test_a_mistake_fails_exactly_its_checks(replaced, expected):
     assert failing(**replaced) == expected
@@ -86,8 +88,8 @@ def test_a_mistake_fails_exactly_its_checks(replaced, expected):
 def test_other_distances_are_caught(wrong):
     failed = failing(distance_logits=wrong)
     assert {"the logits are minus the squared Euclidean distances",
-            "embeddings of unequal scales (Euclidean, not cosine)"} <= failed
-    assert "returns (n_queries, n_way) logits that are never positive" not in failed
+            "embeddings of unequal scales (Euclidean, not cosine), differentiable, inputs left as they were"} <= failed
+    assert "returns (n_queries, n_way) logits that are never positive" in failed  # no points without values
 
 
 def test_logits_that_depend_on_the_other_queries_are_caught():
@@ -99,3 +101,72 @@ def test_hidden_messages_reveal_no_numbers_of_the_inputs():
     for message in SET.hidden_messages({"prototypes": normalised}, {"distance_logits": centred},
                                        {"episode_loss": summed}):
         assert not any(ch.isdigit() for ch in message), message
+
+
+# ---- what the exercise text forbids, checked by value (gradients and inputs after the call) ----------------------
+
+def numpy_prototypes(support, support_y, n_way):  # right values, no gradient
+    import numpy as np
+    s, y = support.detach().numpy(), support_y.numpy()
+    return torch.tensor(np.stack([s[y == c].mean(0) for c in range(n_way)]))
+
+
+def detached_prototypes(support, support_y, n_way):
+    return REFERENCES["prototypes"](support.detach(), support_y, n_way)
+
+
+def item_loss(support, support_y, query, query_y, n_way):
+    loss, acc = REFERENCES["episode_loss"](support, support_y, query, query_y, n_way)
+    return loss.item(), acc
+
+
+def rewrapped_loss(support, support_y, query, query_y, n_way):  # a fresh leaf: requires grad, reaches nothing
+    loss, acc = REFERENCES["episode_loss"](support, support_y, query, query_y, n_way)
+    return torch.tensor(loss.item(), requires_grad=True), acc
+
+
+def half_detached_loss(support, support_y, query, query_y, n_way):  # the gradient reaches the queries only
+    logits = REFERENCES["distance_logits"](query, REFERENCES["prototypes"](support, support_y, n_way).detach())
+    return F.cross_entropy(logits, query_y), (logits.argmax(1) == query_y).float().mean()
+
+
+def unsqueezing(query, protos):
+    query.unsqueeze_(1)  # (n_queries, 1, d): the caller's tensor changes shape
+    return -(query - protos[None]).pow(2).sum(-1)
+
+
+def normalising_support_in_place(support, support_y, n_way):
+    support.mul_(1.0)  # harmless in value...
+    support /= 1.0 + 0 * support.norm(dim=1, keepdim=True)  # ...but writes into the caller's tensor
+    support[0, 0] += 0.0
+    out = REFERENCES["prototypes"](support, support_y, n_way)
+    support[0] = 0.0  # and then changes it
+    return out
+
+
+PROTO_GRADIENT = "embeddings of any scale (a plain mean, no normalisation), differentiable, inputs left as they were"
+DISTANCE_GRADIENT = "embeddings of unequal scales (Euclidean, not cosine), differentiable, inputs left as they were"
+LOSS_GRADIENT = ("loss and accuracy on 1-shot, many-way and 5-shot episodes; the loss keeps its gradient, inputs left "
+                 "as they were")
+
+
+@pytest.mark.parametrize("replaced,expected", [
+    ({"prototypes": numpy_prototypes}, {PROTO_GRADIENT}),
+    ({"prototypes": detached_prototypes}, {PROTO_GRADIENT}),
+    ({"prototypes": normalising_support_in_place}, {PROTO_GRADIENT}),
+    ({"episode_loss": item_loss}, {LOSS_GRADIENT}),
+    ({"episode_loss": rewrapped_loss}, {LOSS_GRADIENT}),
+    ({"episode_loss": half_detached_loss}, {LOSS_GRADIENT}),
+    ({"distance_logits": unsqueezing}, {DISTANCE_GRADIENT}),
+])
+def test_no_gradient_or_a_changed_input_loses_points(replaced, expected):
+    assert failing(**replaced) == expected
+
+
+def test_mistakes_that_assume_a_sorted_support_set_weigh_like_conceptual_errors():
+    for replaced, function in (({"prototypes": by_position}, "prototypes"),
+                               ({"episode_loss": positional_loss}, "episode_loss")):
+        results = [r for r in SET.results({**REFERENCES, **replaced}) if r.function == function]
+        lost = sum(r.max_points - r.points for r in results)
+        assert lost >= 2, [(r.name, r.points) for r in results]
+        assert all(not r.passed for r in results if r.hidden)  # every hidden value check uses a shuffled support

@@ -298,7 +298,8 @@ UNIFORM = leak(lambda n, n_way: torch.full((n, n_way), 1.0 / n_way))
 APART = wrong_sequences(label_order=lambda s, g: torch.randperm(s, generator=g))  # labels shuffled on their own
 LABELS_KEPT = wrong_sequences(label_order=lambda s, g: torch.arange(s))  # embeddings shuffled, labels not
 PER_QUERY = wrong_sequences(per_query=True)
-WRONG_VALUE = {SEQUENCES, GENERATOR, INPUTS_KEPT}  # what any wrong sequences fail besides their own check
+# what any wrong sequences fail besides their own check (PREFIX earns its point only with right sequences)
+WRONG_VALUE = {SEQUENCES, GENERATOR, INPUTS_KEPT, PREFIX}
 
 MISTAKES = [
     ({"build_sequences": FIRST_CLASS}, WRONG_VALUE | {LEAK}),

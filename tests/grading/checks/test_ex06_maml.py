@@ -33,6 +33,8 @@ REPTILE = "theta + epsilon * the mean over the tasks of (phi - theta)"
 REPTILE_MEAN = "the mean over the tasks, not the sum (one task or many)"
 TOWARDS = "a step towards the tasks' parameters, not away"
 THETA_KEPT = "theta is left as it was: a new dict of new tensors"
+PHI_FORMAT = "returns a dict phi with the names and shapes of params"
+THETA_FORMAT = "returns a new dict with the names and shapes of theta"
 
 
 def test_the_screen_flags_the_references():
@@ -152,22 +154,24 @@ def wrong_reptile(sign=1.0, reduce="mean", in_place=False, into_theta=False):
     ({"adapt": no_create_graph}, {SECOND, ANY_MODEL}),
     ({"adapt": detached_inner_gradient}, {SECOND, ANY_MODEL}),
     ({"adapt": always_second_order}, {FIRST}),
-    ({"adapt": uphill}, {ONE_STEP, SEVERAL, DOWNHILL, SECOND, FIRST, ANY_MODEL}),
-    ({"adapt": gradient_at_params}, {SEVERAL, SECOND, FIRST, ANY_MODEL}),
+    ({"adapt": uphill}, {PHI_FORMAT, ONE_STEP, SEVERAL, DOWNHILL, UNTOUCHED, SECOND, FIRST, ANY_MODEL}),
+    ({"adapt": gradient_at_params}, {SEVERAL, UNTOUCHED, SECOND, FIRST, ANY_MODEL}),
     # in place, phi is params itself: the meta-gradient is then that of the query loss at phi, first order
     ({"adapt": in_place}, {UNTOUCHED, SECOND, ANY_MODEL}),
     ({"adapt": into_params}, {UNTOUCHED}),
     ({"adapt": cut_off}, {SECOND, FIRST, ANY_MODEL}),
     ({"adapt": always_mse}, {ANY_MODEL}),
-    ({"meta_loss": wrong_meta_loss(adapt_on="query")}, {MEAN_LOSS, SUPPORT_QUERY, MANY, META_GRADIENT}),
-    ({"meta_loss": wrong_meta_loss(score_on="support")}, {MEAN_LOSS, SUPPORT_QUERY, MANY, META_GRADIENT}),
-    ({"meta_loss": wrong_meta_loss(carry_over=True)}, {MEAN_LOSS, MANY, FROM_PARAMS, META_GRADIENT}),
-    ({"meta_loss": wrong_meta_loss(reduce="sum")}, {MEAN_LOSS, MANY, META_GRADIENT}),
+    ({"meta_loss": wrong_meta_loss(adapt_on="query")}, {NUMBER, MEAN_LOSS, SUPPORT_QUERY, MANY, FROM_PARAMS,
+                                                        META_GRADIENT}),
+    ({"meta_loss": wrong_meta_loss(score_on="support")}, {NUMBER, MEAN_LOSS, SUPPORT_QUERY, MANY, FROM_PARAMS,
+                                                          META_GRADIENT}),
+    ({"meta_loss": wrong_meta_loss(carry_over=True)}, {NUMBER, MEAN_LOSS, MANY, FROM_PARAMS, META_GRADIENT}),
+    ({"meta_loss": wrong_meta_loss(reduce="sum")}, {NUMBER, MEAN_LOSS, MANY, FROM_PARAMS, META_GRADIENT}),
     ({"meta_loss": wrong_meta_loss(loss_fn_used=F.mse_loss)}, {META_GRADIENT}),
     ({"meta_loss": wrong_meta_loss(first_order_used=False)}, {META_GRADIENT}),
     ({"meta_loss": wrong_meta_loss(item=True)}, {NUMBER, META_GRADIENT}),
-    ({"reptile_update": wrong_reptile(sign=-1.0)}, {REPTILE, REPTILE_MEAN, TOWARDS}),
-    ({"reptile_update": wrong_reptile(reduce="sum")}, {REPTILE, REPTILE_MEAN}),
+    ({"reptile_update": wrong_reptile(sign=-1.0)}, {THETA_FORMAT, REPTILE, REPTILE_MEAN, TOWARDS, THETA_KEPT}),
+    ({"reptile_update": wrong_reptile(reduce="sum")}, {THETA_FORMAT, REPTILE, REPTILE_MEAN, THETA_KEPT}),
     ({"reptile_update": wrong_reptile(in_place=True)}, {THETA_KEPT}),
     ({"reptile_update": wrong_reptile(into_theta=True)}, {THETA_KEPT}),
 ])
