@@ -54,13 +54,15 @@ QUICK = {
     "siamese": lambda: RunConfig("siamese", train=TrainConfig(steps=1500, meta_batch_size=48, outer_lr=2e-3,
                                                               lr_halve_every=500, val_every=500)),
     # Black-box learners on 5-way 1-shot episodes with 3 queries per class, each query a sequence of its own.
-    # SNAIL at half the paper's width, embeddings layer-normalised: 2 of 12 variants tuned on a GPU
-    # (benchmarks/blackbox_tuning.py) that led at every validation from 1,000 to 5,000 steps.
+    # SNAIL at half the paper's width, embeddings layer-normalised, the learning rate halved every 500 steps:
+    # the best of the variants tuned on a GPU (benchmarks/blackbox_tuning.py, book/results.md). 1,500 steps
+    # take 8 minutes on a 2-core CPU; the tuning runs reach 95% validation accuracy only at about 1,600.
     "snail": lambda: RunConfig("snail", method_kwargs={"width": 0.5, "normalize": True}, n_way=5, k_shot=1, n_query=3,
-                               train=TrainConfig(steps=1200, meta_batch_size=16, outer_lr=1e-3, val_every=200)),
+                               train=TrainConfig(steps=1500, meta_batch_size=16, outer_lr=1e-3, lr_halve_every=500,
+                                                 val_every=250)),
     # The LSTM's best recipe in that sweep left chance only after about 3,000 steps: more than a CPU's minutes.
     "lstm": lambda: RunConfig("lstm", n_way=5, k_shot=1, n_query=3,
-                              train=TrainConfig(steps=1400, meta_batch_size=16, outer_lr=1e-3, val_every=200)),
+                              train=TrainConfig(steps=1400, meta_batch_size=16, outer_lr=1e-3, val_every=250)),
     # Finn et al.'s inner loop (one step of 0.4, three at test) on meta-batches of 8 tasks. Tuning runs on this
     # CPU (book/results.md): 15 queries per class reached in 4,000 steps the accuracy that 5 reached in 6,000, but
     # each step took about twice as long.
@@ -161,6 +163,25 @@ def sinusoid_runs(full: bool = False) -> dict[str, RunConfig]:
         return RunConfig("maml", {**kwargs, **changes}, data="sinusoid", split="", train_part="", n_way=1,
                          k_shot=k_shot, n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
     return {"maml-sinusoid-k5": run(5), "maml-sinusoid-k10": run(10), "pretrained-sinusoid": run(10, inner_steps=0)}
+
+
+def black_box_runs(full: bool = False) -> dict[str, RunConfig]:
+    """Chapter 5's runs beside the two learners: the prototypical network trained on SNAIL's episodes (the
+    data-efficiency control), and SNAIL reading sinusoid tasks' (x, y) pairs at K = 5 and 10.
+
+    The control stops at half of SNAIL's steps. The sinusoid runs use MAML's tasks (chapter 6): 10 query
+    points, meta-batch 25, Adam 1e-3; SNAIL at a quarter of the paper's width (quick: 4,000 steps).
+    """
+    snail = preset("snail", full)
+    control = dataclasses.replace(snail.train, steps=snail.train.steps // 2, val_every=snail.train.val_every // 2)
+    train = TrainConfig(steps=40000 if full else 4000, meta_batch_size=25, outer_lr=1e-3,
+                        lr_halve_every=10000 if full else 1500, val_every=10000 if full else 1000)
+
+    def sinusoid_run(k_shot):
+        return RunConfig("snail", {"width": 0.25}, data="sinusoid", split="", train_part="", n_way=1,
+                         k_shot=k_shot, n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
+    return {"protonet-snail-episodes": dataclasses.replace(snail, method="protonet", method_kwargs={}, train=control),
+            "snail-sinusoid-k5": sinusoid_run(5), "snail-sinusoid-k10": sinusoid_run(10)}
 
 
 def make_method(config: RunConfig):

@@ -126,3 +126,19 @@ def plot_meta_step_cost(results: list[dict]):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_curves(curves: dict, xlabel: str, ylabel: str, ax=None, hline: tuple[float, str] | None = None):
+    """One line per name, from {name: (x, y)} or {name: (x, y, yerr)}; `hline` = (value, label) marks a level."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    for name, (x, y, *err) in curves.items():
+        if err:
+            ax.errorbar(x, y, yerr=err[0], marker="o", markersize=3, label=name)
+        else:
+            ax.plot(x, y, label=name)
+    if hline:
+        ax.axhline(hline[0], color="grey", linestyle=":", label=hline[1])
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    return ax

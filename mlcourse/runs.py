@@ -42,6 +42,7 @@ def registry(full: bool = False) -> dict[str, RunConfig]:
     runs.update(configs.protonet_ablations(runs["protonet"]))
     runs.update({name: configs.preset(name, full) for name in ("lstm", "snail", "maml", "fomaml", "reptile")})
     runs.update(configs.sinusoid_runs(full))
+    runs.update(configs.black_box_runs(full))
     return runs
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from mlcourse.data.episodes import Episode
 from mlcourse.methods.base import Method, accuracy
-from mlcourse.models import conv4, embed_images, mlp
+from mlcourse.models import conv4, embed_images
 
 
 def build_sequences(support_z: torch.Tensor, support_y: torch.Tensor, query_z: torch.Tensor, n_way: int,
@@ -138,10 +138,10 @@ class LSTMLearner(nn.Module):
 def query_loss(outputs: torch.Tensor, query_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy and accuracy read at the query position (the last) of each sequence only.
 
-    (Q, S + 1, n_way), (Q,) -> mean loss (scalar), accuracy (scalar). Support positions carry their own
-    label as input: a loss there would teach copying, not learning.
+    ([B,] Q, S + 1, n_way), ([B,] Q) -> mean loss (scalar), accuracy (scalar). Support positions carry their
+    own label as input: a loss there would teach copying, not learning.
     """
-    logits = outputs[..., -1, :]  # (Q, n_way)
+    logits = outputs[..., -1, :]  # ([B,] Q, n_way)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), query_y.reshape(-1))
     return loss, accuracy(logits, query_y).mean()
 
@@ -164,13 +164,12 @@ class BlackBox(Method):
         if task not in {"classification", "regression"}:
             raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
         classify = task == "classification"
-        self.embed = conv4() if classify else nn.Identity()
         if normalize and not classify:
             raise ValueError("normalize applies to image embeddings; regression tokens are (x, y)")
+        self.embed = conv4() if classify else nn.Identity()  # support and query pass it separately
         if normalize:
-            self.embed = nn.Sequential(self.embed, nn.LayerNorm(64 if classify else 1))
-        self.query_first = query_first
-        self.n_way, self.metric, self.shuffle = n_way, "accuracy" if classify else "mse", shuffle
+            self.embed = nn.Sequential(self.embed, nn.LayerNorm(64))
+        self.n_way, self.metric, self.shuffle, self.query_first = n_way, "accuracy" if classify else "mse", shuffle, query_first
         d_in, n_out = (64 + n_way, n_way) if classify else (2, 1)
         self.learner = (SNAILLearner(d_in, n_out, n_way * k_shot + 1, width) if learner == "snail"
                         else LSTMLearner(d_in, n_out, hidden, layers))
@@ -197,8 +196,10 @@ class BlackBox(Method):
         return self.outputs(episode)[..., -1, :]
 
     def loss(self, episode: Episode) -> tuple[torch.Tensor, float]:
+        """Cross-entropy and accuracy (or MSE twice) of the queries, read at their own positions only."""
         if self.metric == "accuracy":
-            return super().loss(episode)
+            loss, acc = query_loss(self.outputs(episode), episode.query_y)
+            return loss, acc.item()
         loss = F.mse_loss(self.predict(episode), episode.query_y)
         return loss, loss.item()
 
