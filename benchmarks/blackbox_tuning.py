@@ -38,6 +38,14 @@ VARIANTS = {  # name: (learner, method options, training options other than the 
     "snail width 0.5 normalize, halve 1500": ("snail", {"width": 0.5, "normalize": True}, {"lr_halve_every": 1500}),
     "snail width 0.5 normalize, 3 queries, batch 8": ("snail", {"width": 0.5, "normalize": True},
                                                       {"n_query": 3, "meta_batch_size": 8}),
+    # third sweep, 1,600 steps: learning-rate schedules for the CPU budget
+    "snail q3 halve 500": ("snail", {"width": 0.5, "normalize": True}, {"n_query": 3, "lr_halve_every": 500}),
+    "snail q3 halve 800": ("snail", {"width": 0.5, "normalize": True}, {"n_query": 3, "lr_halve_every": 800}),
+    "snail q3 lr 2e-3 halve 400": ("snail", {"width": 0.5, "normalize": True},
+                                   {"n_query": 3, "outer_lr": 2e-3, "lr_halve_every": 400}),
+    "snail q3 width 1": ("snail", {"normalize": True}, {"n_query": 3}),
+    "lstm, 3 queries, lr 2e-3": ("lstm", {}, {"n_query": 3, "outer_lr": 2e-3}),
+    "lstm, 3 queries, normalize": ("lstm", {"normalize": True}, {"n_query": 3}),
 }
 
 

@@ -1,0 +1,111 @@
+"""Step time and memory of the black-box learners (chapter 5) beside the prototypical network.
+
+Every learner trains on the same episodes, chapter 5's quick setting: Omniglot 5-way 1-shot, 3 queries
+per class, meta-batch 16 (320 images a step), Adam. Each learner runs in a fresh process, so that its
+peak resident memory is its own. Memory is measured two ways: the bytes that autograd keeps for the
+backward pass of one step (`torch.autograd.graph.saved_tensors_hooks`, each tensor counted once), and
+the process's peak resident memory (on a GPU: `torch.cuda.max_memory_allocated`).
+
+Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/blackbox_cost.py [--steps 20]
+Writes benchmarks/results/blackbox-cost-{cpu,cuda}.md and .json.
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+LEARNERS = {"protonet": "prototypical network (chapter 4's method)", "lstm": "LSTM", "snail": "SNAIL-style"}
+
+ONE = r"""
+import json, resource, sys, time, torch
+from torch.autograd.graph import saved_tensors_hooks
+import mlcourse
+from mlcourse import configs
+from mlcourse.data import EpisodeSampler, load_omniglot
+from mlcourse.utils import keep_freed_memory
+
+name, n_steps = sys.argv[1], int(sys.argv[2])
+keep_freed_memory()  # as the engine does
+device = mlcourse.get_device()
+mlcourse.seed_everything(0)
+config = configs.black_box_runs()["protonet-snail-episodes"] if name == "protonet" else configs.preset(name)
+method = configs.make_method(config).to(device)
+optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 3, seed=0)
+episodes = [sampler.sample(16).to(device) for _ in range(4)]
+
+def step(episode):
+    loss, _ = method.loss(episode)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+def sync():
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+seen, saved = set(), 0
+def pack(t):
+    global saved
+    key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+    if key not in seen:
+        seen.add(key)
+        saved += t.numel() * t.element_size()
+    return t
+
+for e in episodes[:3]:
+    step(e)
+with saved_tensors_hooks(pack, lambda t: t):
+    loss, _ = method.loss(episodes[0])
+del loss
+if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+sync()
+start = time.perf_counter()
+for i in range(n_steps):
+    step(episodes[i % len(episodes)])
+sync()
+ms = 1000 * (time.perf_counter() - start) / n_steps
+peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+params = sum(p.numel() for p in method.parameters())
+print(json.dumps({"learner": name, "ms": ms, "saved_mb": saved / 2**20, "peak_mb": peak, "params": params}))
+"""
+
+
+def measure(name: str, steps: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", ONE, name, str(steps)], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(result, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=20)
+    a = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = [measure(name, a.steps) for name in LEARNERS]
+    where = (torch.cuda.get_device_name() if device == "cuda"
+             else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    lines = [f"Measured on {where}, torch {torch.__version__}: `benchmarks/blackbox_cost.py --steps {a.steps}`. "
+             "5-way 1-shot, 3 queries per class, meta-batch 16 (320 images a step).", "",
+             "| learner | parameters | ms a step | saved for backward (MB) | peak memory (MB) |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {LEARNERS[r['learner']]} | {r['params']:,} | {r['ms']:.0f} | {r['saved_mb']:.0f} "
+                     f"| {r['peak_mb']:.0f} |")
+    out = ROOT / "benchmarks" / "results"
+    (out / f"blackbox-cost-{device}.md").write_text("\n".join(lines) + "\n")
+    (out / f"blackbox-cost-{device}.json").write_text(json.dumps(results, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
