@@ -29,7 +29,8 @@ def test_each_run_is_committed_with_the_chapters_config(name):
     assert stored_config == configs.to_dict(REGISTRY[name]), f"{name} was made with other settings: `make runs`"
     assert len(state["history"]["loss"]) == REGISTRY[name].train.steps
     assert state["made"]["command"] == f"python -m mlcourse runs {name}"
-    assert path.stat().st_size < 1_000_000, "a finished run keeps weights and history only"
+    weights = sum(t.numel() * t.element_size() for t in state["model"].values())
+    assert path.stat().st_size < weights + 600_000, "a finished run keeps weights and history only"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -47,7 +48,7 @@ def test_the_first_steps_of_each_committed_run_are_reproduced_by_the_code(name):
 
 def test_the_runs_folder_stays_small():
     total = sum(p.stat().st_size for p in runs.RUNS_DIR.glob("*.pt"))
-    assert total < 15_000_000, f"{total / 1e6:.1f} MB of committed runs"
+    assert total < 20_000_000, f"{total / 1e6:.1f} MB of committed runs"  # 15 MB with chapter 5's, 4 MB of them SNAIL
 
 
 def test_the_chapters_replay_exactly_the_registered_runs():
