@@ -127,7 +127,7 @@ def test_snail_learns_sinusoids():
     torch.manual_seed(0)
     method = BlackBox("snail", k_shot=10, task="regression", width=0.25)
     before = evaluate(method, SinusoidTasks(10, 10, seed=5), n_episodes=100)[0]
-    train(method, SinusoidTasks(10, 10, seed=0), TrainConfig(steps=150, meta_batch_size=16, outer_lr=3e-3, val_every=0),
+    train(method, SinusoidTasks(10, 10, seed=0), TrainConfig(steps=300, meta_batch_size=16, outer_lr=3e-3, val_every=0),
           device="cpu", verbose=False)
     after = evaluate(method, SinusoidTasks(10, 10, seed=5), n_episodes=100)[0]
     assert after < 0.5 * before, (before, after)
