@@ -37,6 +37,8 @@ def add_commands(subparsers) -> None:
     gr.add_argument("--out", type=Path, required=True, help="folder for the grades (created if needed)")
     gr.add_argument("--timeout", type=float, help=f"wall-clock seconds per submission ({defaults.timeout:g})")
     gr.add_argument("--memory-mb", type=int, help=f"memory limit of a submission's kernel, MB ({defaults.memory_mb})")
+    gr.add_argument("--disk-mb", type=int,
+                    help=f"what a submission may write into its scratch folder and /tmp, MB ({defaults.disk_mb})")
     gr.add_argument("--cell-timeout", type=float,
                     help=f"seconds before a cell is interrupted ({defaults.cell_timeout:g})")
     gr.add_argument("--call-timeout", type=float,
@@ -74,7 +76,8 @@ def run_grade(args) -> int:
     from mlcourse.grading import report
     from mlcourse.grading.grader import SandboxUnavailable, grade
 
-    given = {"timeout": args.timeout, "memory_mb": args.memory_mb, "cell_timeout": args.cell_timeout,
+    given = {"timeout": args.timeout, "memory_mb": args.memory_mb, "disk_mb": args.disk_mb,
+             "cell_timeout": args.cell_timeout,
              "call_timeout": args.call_timeout}
     limits = {k: v for k, v in given.items() if v is not None}
     start = time.monotonic()

@@ -23,7 +23,7 @@ import torch
 
 from mlcourse.grading import checks
 from mlcourse.grading.harness import encode_call
-from mlcourse.grading import sandbox
+from mlcourse.grading import redact, sandbox
 from mlcourse.grading.kernel import (Kernel, KernelRun, Limits, allow_kernels, kernel_spec_dir, kill_leftovers,
                                      make_scratch, remove_tree, stop_all)
 from mlcourse.grading.scoring import CheckResult, score
@@ -33,6 +33,7 @@ from mlcourse.grading.stubs import stubbed_package
 
 MAX_SUBMISSION_BYTES = 50 * 2**20  # a bigger notebook is refused without running it
 MAX_RESULT_BYTES = 256 * 2**20  # per call, read back from the kernel
+MAX_TOTAL_RESULT_BYTES = 512 * 2**20  # per submission, all calls and kernels together
 MARKER = "MLCOURSE_GRADING"  # environment variable that tags a submission's processes
 
 
@@ -173,7 +174,8 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
         pending, first = list(keys), True
         while True:
             restart = False
-            with Kernel(run_nb, scratch, launch_env, ctx.limits, ctx.kernels, run, deadline, comm, prefix) as kernel:
+            with Kernel(run_nb, scratch, launch_env, ctx.limits, ctx.kernels, run, deadline, comm, prefix,
+                        writable=[scratch, tmp, comm]) as kernel:
                 known = dict(run.cell_errors)
                 ran = all(not kernel.execute(i) for i in range(1 + n_student) if cells[i].cell_type == "code")
                 if not first:  # a fresh kernel after a stopped call: the student's cells again, their errors known
@@ -207,7 +209,8 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
                                 died = True
                             restart = any(exercise.calls[k].function not in failed for k in pending)
                             break
-            got, got_errors = read_results(results, keys)
+            got, got_errors = read_results(results, keys, MAX_TOTAL_RESULT_BYTES - sum(
+                t.numel() * t.element_size() for ts in outputs.values() for t in ts), ctx.public_error)
             outputs.update(got)
             for k, e in got_errors.items():
                 if k not in outputs:
@@ -226,6 +229,8 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
         hide = {str(work): "~", str(ctx.course): "<mlcourse>"}  # no path of the grader's in the feedback
         errors = {k: _scrub(e, hide) for k, e in errors.items()}
         run.cell_errors = {i: _scrub(e, hide) for i, e in run.cell_errors.items()}
+        if n_student + 1 in run.cell_errors:  # the grader's setup cell: what broke it is the student's code's doing
+            run.cell_errors[n_student + 1] = ctx.public_error(run.cell_errors[n_student + 1])
     finally:
         kill_leftovers(run, (MARKER, token), work)
         remove_tree(work)
@@ -258,15 +263,24 @@ def _kernel_env(home: str, ctx: "_Context", token: str) -> dict[str, str]:
     return env
 
 
-def read_results(folder: Path, keys: list[str]) -> tuple[dict, dict]:
-    """The tensors and errors the harness wrote, read back as plain tensors and short strings only."""
+def read_results(folder: Path, keys: list[str], budget: int = 2**62, public=None) -> tuple[dict, dict]:
+    """The tensors and errors the harness wrote, read back as plain tensors and short strings only.
+
+    At most `budget` bytes of files are read in all (what a submission returns is bounded in total, not only per
+    call); the errors, which the student's process writes, pass through `public` (what may be shown of them)."""
     outputs, errors = {}, {}
+    public = public or (lambda text: text)
     if not folder.is_dir() or folder.is_symlink():
         return outputs, errors
     for key in keys:
         path = folder / f"{key}.pt"
         if not _regular(path, MAX_RESULT_BYTES):
             continue
+        size = path.stat().st_size
+        if size > budget:
+            errors[key] = "its outputs pass the grader's limit on what one submission may return in all"
+            continue
+        budget -= size
         try:
             data = torch.load(path, weights_only=True, map_location="cpu")
         except Exception:
@@ -286,7 +300,7 @@ def read_results(folder: Path, keys: list[str]) -> tuple[dict, dict]:
         if isinstance(raw, dict):
             for key in keys:
                 if key not in outputs and isinstance(raw.get(key), str):
-                    errors[key] = "".join(ch for ch in raw[key] if ch.isprintable())[:200]
+                    errors[key] = public("".join(ch for ch in raw[key] if ch.isprintable())[:200])
     return outputs, errors
 
 
@@ -320,6 +334,12 @@ class _Context:
     omniglot_cache: list[Path]
     course: Path  # holds the copy of mlcourse, references stubbed, that the kernels import
     sandboxed: bool  # each kernel runs in its own bubblewrap sandbox
+    students: list[str] = field(default_factory=list)  # every student's name, kept out of the others' feedback
+    secrets_: list[str] = field(default_factory=list)  # strings of the grader's that no feedback may hold
+
+    def public_error(self, text: str) -> str:
+        """What feedback may show of an error that the student's process wrote (see redact.public_error)."""
+        return redact.public_error(text, self.exercise)
 
 
 def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
@@ -350,7 +370,8 @@ def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
         notes.append(f"the grader's calls failed in your kernel: {harness_error}")
     if not run.stopped and not outputs and not errors:
         status.append("no results from the kernel")
-    return Graded(student, status, results, notes, seconds=time.monotonic() - start)
+    graded = Graded(student, status, results, notes, seconds=time.monotonic() - start)
+    return redact.graded(graded, ctx.secrets_, [s for s in ctx.students if s != student])
 
 
 def omniglot_for_kernels(echo=print) -> tuple[str | None, list[Path]]:
@@ -396,7 +417,8 @@ def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = 
     try:
         course = stubbed_package(run_dir / "course", [p for fn in exercise.functions for p in fn.references])
         ctx = _Context(exercise, calls, limits, kernel_spec_dir(run_dir / "kernels"), root, cache, course,
-                       sandboxed is not False)
+                       sandboxed is not False, [s for s, _ in subs],
+                       redact.grader_secrets(run_dir, Path(submissions), root, cache))
         allow_kernels()
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             try:

@@ -51,7 +51,8 @@ class Limits:
     """What one submission may use."""
 
     timeout: float = 300.0  # wall-clock seconds for the whole notebook, kernel start included
-    memory_mb: int = 4096  # resident memory of the kernel and its child processes
+    memory_mb: int = 4096  # memory really used by the kernel and its child processes (shared pages counted once)
+    disk_mb: int = 1024  # what the submission may write into its scratch folder and its /tmp together
     cell_timeout: float = 120.0  # a cell running longer is interrupted, and the next cell runs
     call_timeout: float = 20.0  # one call of a graded function
 
@@ -81,12 +82,31 @@ def kernel_spec_dir(folder: Path) -> KernelSpecManager:
 
 
 class _Manager(AsyncKernelManager):
-    """A kernel manager whose kernel command is prefixed (by the sandbox's bwrap command line)."""
+    """A kernel manager whose kernel command is prefixed (by the sandbox's bwrap command line).
+
+    In the sandbox the interpreter is named without its folder (found through the sandbox's PATH), so that the
+    kernel's and bwrap's command lines, which the submission can read in /proc, name none of the grader's folders
+    but the connection file's.
+    """
 
     prefix: list[str] = []
 
     def format_kernel_cmd(self, extra_arguments=None):
-        return list(self.prefix) + super().format_kernel_cmd(extra_arguments)
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if self.prefix:
+            cmd = [os.path.basename(cmd[0]), *cmd[1:]]
+        return list(self.prefix) + cmd
+
+
+def args_fd(prefix: list[str]) -> tuple[list[str], int | None]:
+    """bwrap's options moved into a memfd (`bwrap --args FD`), so that its command line, which every process of the
+    sandbox can read as /proc/1/cmdline, shows none of the bind paths or variables: the short prefix and the fd."""
+    if not prefix or os.path.basename(prefix[0]) != "bwrap" or prefix[-1] != "--":
+        return prefix, None
+    fd = os.memfd_create("bwrap-args")
+    os.write(fd, b"".join(a.encode() + b"\0" for a in prefix[1:-1]))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return [prefix[0], "--args", str(fd), "--"], fd
 
 
 class _QuietClient(NotebookClient):
@@ -95,7 +115,10 @@ class _QuietClient(NotebookClient):
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] != "error" or len(outs) >= 3:
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        content = msg["content"]  # kept short: a message of any size must not stay in the grader's memory
+        trimmed = {**msg, "content": {"ename": str(content.get("ename", "Error"))[:100],
+                                      "evalue": str(content.get("evalue", ""))[:400], "traceback": []}}
+        return super().output(outs, trimmed, display_id, cell_index)
 
     def handle_comm_msg(self, outs, msg, cell_index):
         return None
@@ -104,32 +127,88 @@ class _QuietClient(NotebookClient):
 class _Watchdog(threading.Thread):
     """Kills the kernel's process tree when it passes its memory limit or its deadline."""
 
-    def __init__(self, pid: int, deadline: float, memory_mb: int, run: KernelRun):
+    def __init__(self, pid: int, deadline: float, memory_mb: int, run: KernelRun,
+                 disk: tuple[list[Path], int] | None = None):
         super().__init__(daemon=True)
         self.root, self.deadline, self.limit = psutil.Process(pid), deadline, memory_mb * 2**20
-        self.run_, self.done = run, threading.Event()
+        self.run_, self.done, self.disk = run, threading.Event(), disk
 
     def tree(self) -> list[psutil.Process]:
         with suppress(psutil.Error):
             return [self.root, *self.root.children(recursive=True)]
         return []
 
+    def used(self, procs) -> int:
+        """The bytes the processes really use: the sum of their resident sizes, or, when that passes the limit, the
+        sum of their proportional set sizes (a page shared by n processes counts 1/n in each), which forked workers
+        (a DataLoader's) that share the parent's pages do not multiply."""
+        rss = 0
+        for p in procs:
+            self.run_.seen.setdefault(p.pid, p)
+            with suppress(psutil.Error):
+                rss += p.memory_info().rss
+        if rss <= self.limit:
+            return rss
+        return sum(pss(p.pid) for p in procs)
+
     def run(self) -> None:
+        next_disk = 0.0
         while not self.done.wait(POLL_S):
             procs = self.tree()
             if not procs:
                 return
-            rss = 0
-            for p in procs:
-                self.run_.seen.setdefault(p.pid, p)
-                with suppress(psutil.Error):
-                    rss += p.memory_info().rss
-            self.run_.peak_mb = max(self.run_.peak_mb, rss / 2**20)
-            reason = "memory limit" if rss > self.limit else "timeout" if time.monotonic() > self.deadline else ""
+            used = self.used(procs)
+            self.run_.peak_mb = max(self.run_.peak_mb, used / 2**20)
+            reason = "memory limit" if used > self.limit else "timeout" if time.monotonic() > self.deadline else ""
+            if not reason and self.disk is not None and time.monotonic() > next_disk:
+                next_disk = time.monotonic() + DISK_POLL_S
+                if disk_used(self.disk[0], self.disk[1]) > self.disk[1]:
+                    reason = "disk limit"
             if reason:
                 self.run_.stopped = reason
                 kill(procs)
                 return
+
+
+DISK_POLL_S = 0.5  # how often the watchdog adds up what the submission wrote to its writable folders
+MAX_FILES = 20_000  # a submission that makes more files than this in its folders is stopped ("disk limit")
+
+
+def pss(pid: int) -> int:
+    """The proportional set size of a process, in bytes (0 if it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    with suppress(psutil.Error):
+        return psutil.Process(pid).memory_info().rss
+    return 0
+
+
+def disk_used(folders: list[Path], limit: int) -> int:
+    """Bytes allocated under `folders` (files counted once, links not followed); more than `limit` as soon as it is
+    passed, or when there are more than MAX_FILES entries."""
+    total, entries, stack = 0, 0, [str(f) for f in folders]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    if entries > MAX_FILES:
+                        return limit + 1
+                    with suppress(OSError):
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if total > limit:
+                        return total
+        except OSError:
+            continue
+    return total
 
 
 def kill(procs) -> None:
@@ -154,16 +233,17 @@ class Kernel:
     """
 
     def __init__(self, nb, cwd: Path, env: dict, limits: Limits, kernels: KernelSpecManager, run: KernelRun,
-                 deadline: float, comm: Path, prefix: list[str] | None = None):
+                 deadline: float, comm: Path, prefix: list[str] | None = None,
+                 writable: list[Path] | None = None):
         self.nb, self.limits, self.run, self.deadline = nb, limits, run, deadline
         self.km = _Manager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernels, transport="ipc",
                            connection_file=str(comm / "kernel.json"))
-        self.km.prefix = list(prefix or [])
+        self.prefix = list(prefix or [])
         self.client = _QuietClient(nb, km=self.km, allow_errors=True, interrupt_on_timeout=True,
                                    shutdown_kernel="immediate", timeout=int(limits.cell_timeout),
                                    startup_timeout=int(max(10, min(limits.timeout, deadline - time.monotonic()))),
                                    iopub_timeout=4, record_timing=False)
-        self.env, self.cwd = env, cwd
+        self.env, self.cwd, self.writable = env, cwd, list(writable or [])
         self.watchdog, self.alive, self._setup = None, False, None
 
     def __enter__(self) -> "Kernel":
@@ -171,18 +251,24 @@ class Kernel:
             self.run.stopped = self.run.stopped or "grading interrupted"
             return self
         _LIVE.add(self)
+        self.km.prefix, fd = args_fd(self.prefix)
         # the kernel's own stdout and stderr (not the cells' outputs) would flood the grader's terminal
         self._setup = self.client.setup_kernel(env=self.env, cwd=str(self.cwd), stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                               **({"pass_fds": (fd,)} if fd is not None else {}))
         try:
             self._setup.__enter__()
         except (DeadKernelError, RuntimeError, TimeoutError, OSError) as err:  # the kernel never came up
             self._setup = None
             self._kill_all()
             if not self.run.stopped:
-                self.run.stopped = f"kernel failed to start: {type(err).__name__}: {err}"[:200]
+                self.run.stopped = f"kernel failed to start: {type(err).__name__}"
             return self
-        self.watchdog = _Watchdog(self.km.provisioner.pid, self.deadline, self.limits.memory_mb, self.run)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        disk = (self.writable, self.limits.disk_mb * 2**20) if self.writable else None
+        self.watchdog = _Watchdog(self.km.provisioner.pid, self.deadline, self.limits.memory_mb, self.run, disk)
         self.watchdog.start()
         self.alive = True
         return self

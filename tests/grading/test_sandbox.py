@@ -6,6 +6,7 @@ bubblewrap skip, with the reason, where it cannot run (grading then goes on with
 
 import csv
 import os
+from pathlib import Path
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,52 @@ def episode_loss(support, support_y, query, query_y, n_way):
 
 KILLS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
 
+# everything a submission can gather about the grader's machine, put into the messages of the errors it raises
+GATHER = '''
+import glob, os, sys
+
+def gathered(*args):
+    found = [repr(a) for a in args] + [str(a.tolist()) for a in args if hasattr(a, "tolist")]
+    found += [bytes(a.numpy()).hex() for a in args if hasattr(a, "numpy")]
+    for path in glob.glob("/proc/*/cmdline") + glob.glob("/proc/*/environ") + ["/proc/self/mountinfo"]:
+        try:
+            found.append(open(path, "rb").read().decode(errors="replace").replace("\\0", " "))
+        except OSError:
+            pass
+    for path in ({secret_file!r}, {other!r}, os.path.expanduser("~/.config/mlcourse/grader-secret")):
+        try:
+            found.append(open(path).read())
+        except OSError:
+            found.append("unreadable " + path)
+    import mlcourse
+    found += [mlcourse.__file__, sys.executable, sys.prefix, " ".join(sys.argv), repr(dict(os.environ))]
+    found += glob.glob("/tmp/*") + glob.glob(os.path.join(os.path.dirname(os.getcwd()), "*"))
+    return " | ".join(found)
+'''
+CELL_LEAKS = "raise ValueError(gathered())"
+LEAKS = '''
+def prototypes(support, support_y, n_way):
+    raise ValueError(gathered(support, support_y))
+
+def distance_logits(query, prototypes):
+    global stash
+    stash = gathered(query, prototypes)
+    raise RuntimeError(stash)
+
+class Leak_0_1234_5678Error(Exception):
+    pass
+
+def episode_loss(support, support_y, query, query_y, n_way):
+    raise Leak_0_1234_5678Error(stash + gathered(support, query))
+'''
+CMDLINE = '''
+import glob
+lines = []
+for path in glob.glob("/proc/*/cmdline"):
+    lines.append(open(path, "rb").read().decode(errors="replace"))
+cmdlines = "\\n".join(lines)
+'''
+
 
 def notebook(*sources: str) -> str:
     cells = [nbformat.v4.new_code_cell(s) for s in (IMPORTS, *sources)]
@@ -162,6 +209,16 @@ def graded(tmp_path_factory):
         subs["snoop"] = notebook(SNOOP.format(secret=SECRET, victim=str(subs_dir / "solution.ipynb")), SNOOP_LEAK,
                                  DISTANCE, LOSS)
         subs["child_python"] = notebook(PROTOTYPES, CHILD_PYTHON, LOSS)
+        subs["leaks_in_errors"] = notebook(GATHER.format(secret_file=str(base / "secret.txt"),
+                                                         other=str(subs_dir / "solution.ipynb")),
+                                           CELL_LEAKS, LEAKS)
+        subs["reads_cmdlines"] = notebook(CMDLINE, *SOLUTION[:2], LOSS.replace(
+            "def episode_loss(support, support_y, query, query_y, n_way):",
+            "def episode_loss(support, support_y, query, query_y, n_way):\n"
+            "    if any(w in cmdlines for w in ('--bind', '--setenv', '--ro-bind', '.venv', 'MLCOURSE', '/opt/data',\n"
+            "                                   'shared/data', '/work/')):\n"
+            "        raise ValueError('the command lines show the grader')"))
+    (base / "secret.txt").write_text("TOP-SECRET-FILE-CONTENT-7c1e")
     for name, text in subs.items():
         (subs_dir / f"{name}.ipynb").write_text(text)
     saved = {k: os.environ.get(k) for k in ("MLCOURSE_TEST_SECRET", "JUPYTER_RUNTIME_DIR")}
@@ -175,7 +232,7 @@ def graded(tmp_path_factory):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     report.write(out_dir, exercise, results)
     return {"results": {g.student: g for g in results}, "out": out_dir, "subs": subs_dir, "originals": subs,
-            "tmp": private_tmp, "runtime": runtime}
+            "tmp": private_tmp, "runtime": runtime, "exercise": exercise, "base": base}
 
 
 def points(g) -> dict[str, float]:
@@ -208,15 +265,16 @@ def test_naming_a_reference_in_a_string_or_comment_costs_nothing(graded):
 @needs_sandbox
 def test_a_child_python_process_finds_no_reference(graded):
     g = graded["results"]["child_python"]
-    assert points(g) == {"prototypes": 5, "distance_logits": 0, "episode_loss": 4}
-    assert any("not available during grading" in r.message for r in g.results)  # for want of the reference
+    assert points(g) == {"prototypes": 5, "distance_logits": 0, "episode_loss": 4}, (g.status_text, g.notes)
+    # for want of the reference (the child's message itself is the student's text: not shown)
+    assert all("raised RuntimeError" in r.message for r in g.results if r.function == "distance_logits")
 
 
 @needs_sandbox
 def test_a_double_forked_process_cannot_rewrite_the_grades_afterwards(graded):
     time.sleep(3)  # the escaped process, were it alive, looks for grades.csv every 0.5 s
     rows = {r["student"]: r for r in csv.DictReader((graded["out"] / "grades.csv").open())}
-    assert rows["double_fork"]["total"] == "14" and rows["solution"]["total"] == "14"
+    assert rows["double_fork"]["total"] == "14" and rows["solution"]["total"] == "14", rows["double_fork"]
 
 
 @needs_sandbox
@@ -266,3 +324,40 @@ def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path, monkeypatch
     finally:
         monkeypatch.delenv("MLCOURSE_GRADER_NO_BWRAP")
         sandbox.unavailable.cache_clear()
+
+
+@needs_sandbox
+def test_bwraps_command_line_shows_none_of_the_graders_folders(graded):
+    g = graded["results"]["reads_cmdlines"]
+    assert g.total == 14, [r.message for r in g.results if r.message]
+
+
+def _numbers(t) -> set[str]:
+    """How a tensor's values could be written out: 4 decimals, repr of the floats, raw bytes in hex."""
+    if not hasattr(t, "flatten") or not t.is_floating_point():
+        return set()
+    values = t.flatten().tolist()[:20]
+    return {f"{v:.4f}" for v in values} | {repr(v) for v in values} | {bytes(t.numpy()).hex()[:16]}
+
+
+@needs_sandbox
+def test_feedback_never_carries_the_graders_secrets(graded):
+    g = graded["results"]["leaks_in_errors"]
+    assert g.total == 0
+    text = "".join(p.read_text() for p in (graded["out"] / "feedback").iterdir())
+    text += (graded["out"] / "grades.csv").read_text() + (graded["out"] / "results.json").read_text()
+    text += "".join(p.read_text() for p in (graded["out"] / "gradescope").iterdir())
+    import mlcourse
+    forbidden = {SECRET, "TOP-SECRET-FILE-CONTENT-7c1e", str(graded["base"]), str(graded["subs"]), str(ROOT),
+                 str(graded["tmp"]), "mlcourse-grade-", ".venv", "MLCOURSE_GRADING", "Leak_0_1234",
+                 str(Path(mlcourse.__file__).parent / "grading" / "checks"), sys.executable}
+    mine = [p.read_text() for p in (graded["out"] / "feedback").iterdir() if p.name.startswith("leaks_in_errors")][0]
+    for other in graded["results"]:
+        if other != "leaks_in_errors":
+            assert other not in mine
+    for key, call in graded["exercise"].calls.items():  # the inputs of every call, hidden checks' included
+        for a in call.args:
+            forbidden |= _numbers(a)
+    found = sorted(f for f in forbidden if f and f in mine)
+    assert found == [], found
+    assert all(f not in text for f in (SECRET, "TOP-SECRET-FILE-CONTENT-7c1e", str(graded["subs"])))
