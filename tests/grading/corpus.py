@@ -143,7 +143,7 @@ EXPECTED = {
     "os_exit": (0, "kernel died"),
     "os_exit_in_function": (13, "kernel died"),
     "fake_score": (0, "ok"),
-    "monkeypatch": (9, "ok"),
+    "monkeypatch": (7, "ok"),  # constant labels: well-formed, but format and independence earn only with values
     "file_vandal": (15, "ok"),
     "uses_reference": (9, "flagged: uses the reference implementation (nearest_neighbour_predict)"),
     "import_trick": (15, "flagged: uses the reference implementation"),  # advice: the reload finds stubs only

@@ -78,7 +78,8 @@ def test_flagged_and_failing_submissions_say_why(graded):
     assert "PixelNearestNeighbour" in " ".join(results["uses_reference"].notes)
     assert "importlib" in " ".join(results["import_trick"].notes)
     nearest = [r for r in results["raises"].results if r.function == "nearest_neighbour_predict"]
-    assert all("ValueError: I give up" in r.message for r in nearest)
+    # the type of the error, never its message: a graded call's message is computed from the grader's inputs
+    assert all("raised ValueError" in r.message and "I give up" not in r.message for r in nearest)
     timed = [r for r in results["loops_in_function"].results if r.function == "sample_episode"]
     assert all("time limit" in r.message for r in timed)
     assert any("not defined" in r.message for r in results["missing_function"].results)
@@ -89,7 +90,7 @@ def test_outputs_are_right_despite_a_submission_writing_there(graded):
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     assert set(rows) == set(graded["results"]) and "everyone_else" not in rows
     assert rows["solution"]["total"] == "15" and rows["file_vandal"]["total"] == "15"
-    assert rows["monkeypatch"]["total"] == "9" and rows["fake_score"]["total"] == "0"
+    assert rows["monkeypatch"]["total"] == "7" and rows["fake_score"]["total"] == "0"
     assert rows["solution"]["sample_episode"] == "7" and rows["solution"]["max"] == "15"
     assert (out / "feedback" / "monkeypatch.md").read_text().startswith("# 01_tasks_and_episodes: feedback")
     assert graded["ignored"] == ["notes.txt"]

@@ -171,7 +171,7 @@ def wrong_reptile(sign=1.0, reduce="mean", in_place=False, into_theta=False):
     ({"meta_loss": wrong_meta_loss(first_order_used=False)}, {META_GRADIENT}),
     ({"meta_loss": wrong_meta_loss(item=True)}, {NUMBER, META_GRADIENT}),
     ({"reptile_update": wrong_reptile(sign=-1.0)}, {THETA_FORMAT, REPTILE, REPTILE_MEAN, TOWARDS, THETA_KEPT}),
-    ({"reptile_update": wrong_reptile(reduce="sum")}, {THETA_FORMAT, REPTILE, REPTILE_MEAN, THETA_KEPT}),
+    ({"reptile_update": wrong_reptile(reduce="sum")}, {THETA_FORMAT, REPTILE, REPTILE_MEAN, TOWARDS, THETA_KEPT}),
     ({"reptile_update": wrong_reptile(in_place=True)}, {THETA_KEPT}),
     ({"reptile_update": wrong_reptile(into_theta=True)}, {THETA_KEPT}),
 ])
