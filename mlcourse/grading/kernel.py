@@ -333,7 +333,7 @@ def run_cells(nb, scratch: Path, env: dict, limits: Limits, kernels: KernelSpecM
     comm = Path(tempfile.mkdtemp(prefix="mlcourse-kernel-")) if own_comm else comm
     try:
         with Kernel(nb, scratch, env, limits, kernels, run, time.monotonic() + limits.timeout, comm,
-                    prefix) as kernel:
+                    prefix, writable=[scratch]) as kernel:
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue

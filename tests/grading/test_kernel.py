@@ -48,3 +48,31 @@ def test_wall_clock_limit(tmp_path):
     result, _, _ = run(tmp_path, "import time\nwhile True:\n    try:\n        time.sleep(10)\n"
                                  "    except KeyboardInterrupt:\n        pass", timeout=6, cell_timeout=2)
     assert result.stopped == "timeout"
+
+
+def test_disk_limit(tmp_path):
+    write = "open('big', 'wb').write(bytes(64 * 2**20))"
+    result, _, scratch = run(tmp_path, write, "import time\ntime.sleep(20)", "open('done', 'w')",
+                             timeout=60, cell_timeout=30, disk_mb=16)
+    assert result.stopped == "disk limit"
+    assert not (scratch / "done").exists()
+
+
+def test_memory_shared_with_forked_workers_counts_once(tmp_path):
+    """Four forked children share the parent's 300 MB: their resident sizes add up to far more than the
+    limit, their proportional set sizes (what the machine really holds) do not; a DataLoader's workers do this."""
+    share = ("import os, time\n"
+             "block = bytearray(300 * 2**20)\n"
+             "block[::4096] = b'1' * len(block[::4096])  # touch every page\n"
+             "children = []\n"
+             "for _ in range(4):\n"
+             "    pid = os.fork()\n"
+             "    if pid == 0:\n"
+             "        time.sleep(4)\n"
+             "        os._exit(0)\n"
+             "    children.append(pid)\n"
+             "for pid in children:\n"
+             "    os.waitpid(pid, 0)")
+    result, _, scratch = run(tmp_path, share, "open('done', 'w')", timeout=60, memory_mb=1000, cell_timeout=30)
+    assert result.stopped == "", result.stopped
+    assert (scratch / "done").exists()
