@@ -9,9 +9,10 @@ import time
 
 import nbformat
 import psutil
+import torch
 
 from mlcourse.grading import checks, report
-from mlcourse.grading.grader import grade
+from mlcourse.grading.grader import grade, read_results
 from tests.grading.corpus import NO_SANDBOX, ROOT, SANDBOXED
 
 EXERCISE = "01_tasks_and_episodes"
@@ -74,3 +75,14 @@ def test_an_interrupted_run_leaves_no_kernel_folder_or_connection_file(tmp_path)
     assert not (tmp_path / "runtime").exists() or list((tmp_path / "runtime").iterdir()) == []
     stray = [p for p in psutil.process_iter(["cmdline"]) if str(private_tmp) in " ".join(p.info["cmdline"] or [])]
     assert stray == []
+
+
+def test_what_a_submission_returns_is_bounded_in_total(tmp_path):
+    """Each call's file is under the per-call limit; together they pass the submission's budget: the calls past
+    it get an error, not a place in the grader's memory."""
+    keys = [f"call{i}" for i in range(3)]
+    for key in keys:
+        torch.save({"out": torch.zeros(100_000)}, tmp_path / f"{key}.pt")  # 400 kB each
+    outputs, errors = read_results(tmp_path, keys, budget=1_000_000)
+    assert sorted(outputs) == ["call0", "call1"]
+    assert "limit on what one submission may return in all" in errors["call2"]
