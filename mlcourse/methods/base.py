@@ -35,3 +35,8 @@ class Method(nn.Module):
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Share of correct argmax predictions per episode: ([B,] Q, n_way), ([B,] Q) -> ([B])."""
     return (logits.argmax(dim=-1) == labels).float().mean(dim=-1)
+
+
+def task_mse(prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each task's predictions (regression): ([B,] Q, 1), ([B,] Q, 1) -> ([B])."""
+    return (prediction - y).pow(2).flatten(start_dim=-2).mean(dim=-1)

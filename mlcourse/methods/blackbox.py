@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlcourse.data.episodes import Episode
-from mlcourse.methods.base import Method, accuracy
+from mlcourse.methods.base import Method, accuracy, task_mse
 from mlcourse.models import conv4, embed_images
 
 
@@ -207,4 +207,4 @@ class BlackBox(Method):
         if self.metric == "accuracy":
             return super().score(episode)
         with torch.no_grad():
-            return (self.predict(episode) - episode.query_y).pow(2).flatten(start_dim=-2).mean(dim=-1).reshape(-1)
+            return task_mse(self.predict(episode), episode.query_y).reshape(-1)

@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mlcourse.data.episodes import Episode, stack_episodes
-from mlcourse.methods.base import Method, accuracy
+from mlcourse.methods.base import Method, accuracy, task_mse
 from mlcourse.models import mlp
 
 Params = dict[str, torch.Tensor]
@@ -119,7 +119,7 @@ class GradientLearner(Method):
         """Accuracy (classification) or MSE (regression) of each task's predictions: ([B,] Q, ...) -> ([B])."""
         if self.metric == "accuracy":
             return accuracy(prediction, y)
-        return (prediction - y).pow(2).flatten(start_dim=-2).mean(dim=-1)
+        return task_mse(prediction, y)
 
     def score(self, episode: Episode) -> torch.Tensor:
         """Accuracy (classification) or MSE (regression) of each task of a batch after adaptation, (B,)."""
