@@ -149,6 +149,12 @@ def protonet_ablations(config: RunConfig) -> dict[str, RunConfig]:
     }
 
 
+def sinusoid_config(method: str, method_kwargs: dict, k_shot: int, train: TrainConfig) -> RunConfig:
+    """A run on MAML's sinusoid tasks: `k_shot` support points and 10 query points per task."""
+    return RunConfig(method, method_kwargs, data="sinusoid", split="", train_part="", n_way=1, k_shot=k_shot,
+                     n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
+
+
 def sinusoid_runs(full: bool = False) -> dict[str, RunConfig]:
     """Chapter 6's regression runs (Finn et al. section 5.1): MAML at K = 5 and 10, and the pretrained baseline.
 
@@ -158,11 +164,9 @@ def sinusoid_runs(full: bool = False) -> dict[str, RunConfig]:
     """
     train = TrainConfig(steps=70000 if full else 20000, meta_batch_size=25, outer_lr=1e-3, val_every=5000)
     kwargs = {"inner_lr": 0.01, "inner_steps": 1, "test_inner_steps": 1, "hidden": 40}
-
-    def run(k_shot, **changes):
-        return RunConfig("maml", {**kwargs, **changes}, data="sinusoid", split="", train_part="", n_way=1,
-                         k_shot=k_shot, n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
-    return {"maml-sinusoid-k5": run(5), "maml-sinusoid-k10": run(10), "pretrained-sinusoid": run(10, inner_steps=0)}
+    return {"maml-sinusoid-k5": sinusoid_config("maml", kwargs, 5, train),
+            "maml-sinusoid-k10": sinusoid_config("maml", kwargs, 10, train),
+            "pretrained-sinusoid": sinusoid_config("maml", {**kwargs, "inner_steps": 0}, 10, train)}
 
 
 def black_box_runs(full: bool = False) -> dict[str, RunConfig]:
@@ -176,12 +180,9 @@ def black_box_runs(full: bool = False) -> dict[str, RunConfig]:
     control = dataclasses.replace(snail.train, steps=snail.train.steps // 2, val_every=snail.train.val_every // 2)
     train = TrainConfig(steps=40000 if full else 4000, meta_batch_size=25, outer_lr=1e-3,
                         lr_halve_every=10000 if full else 1500, val_every=10000 if full else 1000)
-
-    def sinusoid_run(k_shot):
-        return RunConfig("snail", {"width": 0.25}, data="sinusoid", split="", train_part="", n_way=1,
-                         k_shot=k_shot, n_query=10, val_n_way=1, val_k_shot=k_shot, train=train)
     return {"protonet-snail-episodes": dataclasses.replace(snail, method="protonet", method_kwargs={}, train=control),
-            "snail-sinusoid-k5": sinusoid_run(5), "snail-sinusoid-k10": sinusoid_run(10)}
+            "snail-sinusoid-k5": sinusoid_config("snail", {"width": 0.25}, 5, train),
+            "snail-sinusoid-k10": sinusoid_config("snail", {"width": 0.25}, 10, train)}
 
 
 def make_method(config: RunConfig):
