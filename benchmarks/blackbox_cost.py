@@ -13,22 +13,22 @@ Writes benchmarks/results/blackbox-cost-{cpu,cuda}.md and .json.
 import argparse
 import json
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+
+from cost import in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNERS = {"protonet": "prototypical network (chapter 4's method)", "lstm": "LSTM", "snail": "SNAIL-style"}
 
 ONE = r"""
-import json, resource, sys, time, torch
-from torch.autograd.graph import saved_tensors_hooks
+import json, sys, torch
 import mlcourse
 from mlcourse import configs
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.utils import keep_freed_memory
+from cost import SavedBytes, timed_steps
 
 name, n_steps = sys.argv[1], int(sys.argv[2])
 keep_freed_memory()  # as the engine does
@@ -46,44 +46,16 @@ def step(episode):
     loss.backward()
     optimizer.step()
 
-def sync():
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-seen, saved = set(), 0
-def pack(t):
-    global saved
-    key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
-    if key not in seen:
-        seen.add(key)
-        saved += t.numel() * t.element_size()
-    return t
-
 for e in episodes[:3]:
     step(e)
-with saved_tensors_hooks(pack, lambda t: t):
+saved = SavedBytes()
+with saved.hooks():
     loss, _ = method.loss(episodes[0])
 del loss
-if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats()
-sync()
-start = time.perf_counter()
-for i in range(n_steps):
-    step(episodes[i % len(episodes)])
-sync()
-ms = 1000 * (time.perf_counter() - start) / n_steps
-peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+ms, peak = timed_steps(step, episodes, n_steps, device)
 params = sum(p.numel() for p in method.parameters())
-print(json.dumps({"learner": name, "ms": ms, "saved_mb": saved / 2**20, "peak_mb": peak, "params": params}))
+print(json.dumps({"learner": name, "ms": ms, "saved_mb": saved.total / 2**20, "peak_mb": peak, "params": params}))
 """
-
-
-def measure(name: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", ONE, name, str(steps)], check=True, capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(result, flush=True)
-    return result
 
 
 def main() -> None:
@@ -91,7 +63,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     a = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = [measure(name, a.steps) for name in LEARNERS]
+    results = [in_fresh_process(ONE, name, a.steps) for name in LEARNERS]
     where = (torch.cuda.get_device_name() if device == "cuda"
              else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
     lines = [f"Measured on {where}, torch {torch.__version__}: `benchmarks/blackbox_cost.py --steps {a.steps}`. "

@@ -23,22 +23,22 @@ Writes benchmarks/results/maml-cost-{cpu,cuda}.md and .json, and book/_static/ma
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 import mlcourse
+from cost import in_fresh_process
 from mlcourse.plots import plot_meta_step_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 
 ONE = r"""
-import contextlib, json, resource, sys, time, torch
+import contextlib, json, sys, torch
 import torch.nn.functional as F
-from torch.autograd.graph import saved_tensors_hooks
 from torch.func import functional_call
+from cost import SavedBytes, timed_steps
 import mlcourse
 from mlcourse import configs
 from mlcourse.data import EpisodeSampler, load_omniglot
@@ -94,50 +94,21 @@ def step(episode):
     optimizer.step()
 
 
-def sync():
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-seen, saved = set(), 0
-def pack(t):
-    global saved
-    try:
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
-    except (RuntimeError, NotImplementedError):  # a functorch wrapper without storage: count it each time
-        key = object()
-    if key not in seen:
-        seen.add(key)
-        saved += t.numel() * t.element_size()
-    return t
-
 for e in episodes[:3]:
     step(e)
 # torch.func transforms refuse saved-tensor hooks, so the bytes are counted on the textbook version of the
 # same meta-step (the same tensors, computed task by task with torch.autograd.grad)
-loss = textbook_loss(episodes[0], count=lambda: saved_tensors_hooks(pack, lambda t: t))
+saved = SavedBytes()
+loss = textbook_loss(episodes[0], count=saved.hooks)
 del loss
-if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats()
-sync()
-start = time.perf_counter()
-for i in range(n_steps):
-    step(episodes[i % len(episodes)])
-sync()
-ms = 1000 * (time.perf_counter() - start) / n_steps
-peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+ms, peak = timed_steps(step, episodes, n_steps, device)
 print(json.dumps({"method": method_name, "inner_steps": inner_steps, "impl": impl, "ms": ms,
-                  "saved_mb": saved / 2**20, "peak_mb": peak}))
+                  "saved_mb": saved.total / 2**20, "peak_mb": peak}))
 """
 
 
 def measure(method: str, inner_steps: int, impl: str, n_steps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", ONE, method, str(inner_steps), impl, str(n_steps)],
-                         check=True, capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(result, flush=True)
-    return result
+    return in_fresh_process(ONE, method, inner_steps, impl, n_steps)
 
 
 def main() -> None:
