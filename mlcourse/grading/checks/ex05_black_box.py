@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mlcourse.grading.judges import close, expect_shape, unpack
+from mlcourse.grading.judges import close, expect_shape, unpack, untouched
 from mlcourse.grading.spec import Exercise, Fail, Seeded, assemble
 from mlcourse.methods.blackbox import build_sequences, causal_attention, causal_mask, query_loss
 
@@ -56,13 +56,6 @@ def _one(out, n_inputs, what) -> tuple[torch.Tensor, list]:
     """The single tensor returned through the adapter, and the inputs after the call."""
     items, after = out[:len(out) - n_inputs], out[len(out) - n_inputs:]
     return unpack(items, (what,))[0], after
-
-
-def _untouched(after, inputs, function) -> None:
-    for a, x in zip(after, inputs):
-        if a.shape != x.shape or not torch.equal(a, x):
-            raise Fail(f"{function} changed a tensor it was given (in place): compute new tensors and leave the "
-                       f"inputs as they were")
 
 
 # ---- build_sequences -------------------------------------------------------------------------------
@@ -199,13 +192,13 @@ def _sequences_checks(ex: Exercise, g: torch.Generator) -> None:
 
     kept = [(*_episode(g, 5, 1, 5), seed()), (*_episode(g, 3, 3, 2, shuffled=True), seed())]
 
-    def untouched(*outs):
+    def inputs_kept(*outs):
         for out, args in zip(outs, kept):
             seq, after = sequences(out, args)
             sequences_verdict(seq, args)
-            _untouched(after, args[:3], "build_sequences")
+            untouched(after, args[:3], "build_sequences")
 
-    fn.check("support_z, support_y and query_z are left as they were", 1, calls(kept), untouched)
+    fn.check("support_z, support_y and query_z are left as they were", 1, calls(kept), inputs_kept)
 
 
 # ---- causal_mask -----------------------------------------------------------------------------------
@@ -379,7 +372,7 @@ def _attention_checks(ex: Exercise, g: torch.Generator) -> None:
             result, after = _attention(out, (3, *case))
             _attention_verdict(result, (3, *case), "for one position, a long sequence or d_v other than d_k, the "
                                                    "output differs from softmax(q k^T / sqrt(d_k)) v, masked")
-            _untouched(after, case, "causal_attention")
+            untouched(after, case, "causal_attention")
 
     fn.check("any sizes (one position, long sequences, d_v other than d_k); q, k, v left as they were", 1,
              calls(sizes), any_size)
@@ -513,7 +506,7 @@ def _loss_checks(ex: Exercise, g: torch.Generator) -> None:
                                                         "position")
             _accuracy_verdict(acc, outputs, query_y, why + "the accuracy differs from the share of queries right "
                                                            "at the last position")
-            _untouched(after, (outputs, query_y), "query_loss")
+            untouched(after, (outputs, query_y), "query_loss")
 
     fn.check("any number of queries, ways and positions; the inputs left as they were", 1, calls(sizes), any_size)
 
