@@ -1,7 +1,7 @@
 """Time to grade 30 submissions of chapter 1's exercises: correct, partly wrong and hostile ones.
 
 Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/grade_30.py [--jobs 2] [--no-sandbox]
-Target (issues 4 and 9): under 5 minutes on a 2-core CPU, with the sandbox as without it. Prints the
+Target: under 5 minutes on a 2-core CPU, with the sandbox as without it. Prints the
 time and the grade table's summary.
 Submissions are built from solutions/01_tasks_and_episodes.ipynb, so most of them run the whole
 notebook (Omniglot loading and the 600-episode evaluations), like real students' work.

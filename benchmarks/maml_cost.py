@@ -14,7 +14,8 @@ Implementations of one second-order MAML meta-step (inner step 0.4, one inner st
             (for Reptile, whose update needs each task's phi, `Reptile.loss` loops over the tasks)
   loop      the package's `adapt` called task by task in a Python loop
   autograd  the textbook version: functional_call + torch.autograd.grad(create_graph=True), task by task
-The reference to beat (issue 11): learn2learn 0.2.1's MAML, 170 ms a meta-step on this 2-core CPU.
+The reference to beat: learn2learn 0.2.1's MAML, 170 ms a meta-step on this 2-core CPU (measured once with
+learn2learn's own MAML on the same configuration, not by this script).
 
 Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/maml_cost.py [--quick]
 Writes benchmarks/results/maml-cost-{cpu,cuda}.md and .json, and book/_static/maml-cost.png.

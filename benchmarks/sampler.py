@@ -1,7 +1,7 @@
 """Episode sampling speed, and its share of a conv4 (prototypical network) training step.
 
 Run: MLCOURSE_DATA=../shared/data .venv/bin/python benchmarks/sampler.py (writes benchmarks/results/sampler-cpu.md)
-Target (issue 2): sampling under 2% of a training step on a 2-core CPU.
+Target: sampling under 2% of a training step on a 2-core CPU.
 """
 
 import os
