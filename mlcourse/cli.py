@@ -40,6 +40,7 @@ def add_commands(commands) -> None:
     r.add_argument("names", nargs="*", help="runs to train (default: all of them)")
     r.add_argument("--full", action="store_true", help="the full-mode runs (published settings, for a GPU)")
     r.add_argument("--list", action="store_true", help="list the runs and whether each is saved, then stop")
+    r.add_argument("--resume", action="store_true", help="continue from the checkpoint an interrupted run left")
     r.add_argument("--device", help="cpu, cuda, ... (default: a GPU when present)")
     r.set_defaults(run=run_runs)
 
@@ -92,9 +93,11 @@ def run_runs(args) -> int:
     for name in args.names or registry:
         path = runs.run_path(name, full)
         if args.list:
-            print(f"{name:24} {'saved' if path.is_file() else 'missing'}  {path}")
+            kind = "reference" if runs.is_reference(name) else "quick"
+            print(f"{name:24} {kind:9} {'saved' if path.is_file() else 'missing'}  {path}")
             continue
-        print(f"training {name}: {registry[name]}")
-        run = runs.train_run(name, registry[name], path, device=args.device)
+        checkpoint = runs.checkpoint_path(name)
+        print(f"training {name}: {registry[name]}\ncheckpoints: {checkpoint}")
+        run = runs.train_run(name, registry[name], path, device=args.device, checkpoint=checkpoint, resume=args.resume)
         print(f"saved {path} ({run.made['wall_s'] / 60:.1f} min)")
     return 0

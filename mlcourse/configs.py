@@ -44,6 +44,11 @@ def preset(method: str, full: bool = False) -> RunConfig:
     return (FULL if full else QUICK)[method]()
 
 
+def reference_runs() -> dict[str, RunConfig]:
+    """The reference runs, by name (the same in quick and full mode: they are made once, on the CPU or a GPU)."""
+    return {name: make() for name, make in REFERENCE.items()}
+
+
 QUICK = {
     # Snell et al. train with more ways than they test; 30-way 2-query (90 images a step) fits a
     # 2-core CPU's budget of about 3 minutes, and beat 20-way 3-query in a measured comparison.
@@ -119,6 +124,19 @@ FULL = {
                                  n_way=5, k_shot=1, n_query=9,
                                  train=TrainConfig(steps=100000, meta_batch_size=5, outer_lr=1.0, optimizer="sgd",
                                                    lr_halve_every=20000, val_every=2000, val_episodes=600)),
+}
+
+
+# Reference runs: each learner trained as long as it needs (up to about 45 minutes on the 2-core CPU) to show
+# what its family can do, beside the quick runs a reader retrains in minutes. Every recipe was chosen on
+# validation classes; `python -m mlcourse runs NAME` trains one (checkpointed: `--resume` continues it).
+REFERENCE = {
+    # The LSTM sweep's best variant (benchmarks/blackbox_tuning.py): one layer of 256 units, the query shown
+    # before the support set too, 3 queries per class. It left chance after about 4,000 steps in that sweep.
+    "lstm-reference": lambda: RunConfig("lstm", method_kwargs={"hidden": 256, "layers": 1, "query_first": True},
+                                        n_way=5, k_shot=1, n_query=3,
+                                        train=TrainConfig(steps=10000, meta_batch_size=16, outer_lr=1e-3,
+                                                          val_every=1000, checkpoint_every=250)),
 }
 
 

@@ -1,6 +1,7 @@
 """The meta-training loop every method plugs into, evaluation with confidence intervals, checkpoints."""
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class History:
     val_step: list[int] = field(default_factory=list)
     val_metric: list[float] = field(default_factory=list)
     val_ci: list[float] = field(default_factory=list)
+    wall_s: float = 0.0  # seconds spent training, the parts before a resume included
 
 
 def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, device=None,
@@ -123,14 +125,18 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
         torch.set_rng_state(state["torch_rng"])
         history, start = History(**state["history"]), state["step"]
 
+    started, earlier = time.perf_counter(), history.wall_s
+
     def save(step):
+        history.wall_s = earlier + time.perf_counter() - started
         if checkpoint:
             save_checkpoint(checkpoint, method, optimizer, scheduler, sampler, history, step, config, extra_config)
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=quiet(), desc="train")
-    step = start
+    step, before_step = start, None
     try:
         for step in bar:
+            before_step = sampler.state_dict(), torch.get_rng_state()  # an interrupted step is redone on resume
             loss, metric = method.loss(sampler.sample(config.meta_batch_size).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -152,6 +158,9 @@ def train(method: Method, sampler, config: TrainConfig, val_sampler=None, checkp
                     config.checkpoint_every and done % config.checkpoint_every == 0):
                 save(done)
     except KeyboardInterrupt:
+        if before_step is not None and len(history.step) == step:  # interrupted inside a step: back to the random states it started from
+            sampler.load_state_dict(before_step[0])
+            torch.set_rng_state(before_step[1])
         save(len(history.step))  # the last completed step: `resume=True` continues exactly from here
         raise
     finally:

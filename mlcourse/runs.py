@@ -4,6 +4,9 @@ A chapter asks for a run by name and passes the config it shows. When a committe
 name exists and was made with exactly that config, it is loaded (weights and history); otherwise,
 or when retraining is asked for (`MLCOURSE_RETRAIN=1` or `retrain=True`), it is trained now and
 saved. `python -m mlcourse runs` (`make runs`) retrains every run that the chapters use.
+
+Reference runs (`configs.REFERENCE`) train for up to about 45 minutes: a chapter replays them but
+never trains one itself; they are made on the command line, checkpointed as they go.
 """
 
 import dataclasses
@@ -17,6 +20,7 @@ import torch
 
 from mlcourse import configs
 from mlcourse.configs import RunConfig
+from mlcourse.data.omniglot import cache_dir
 from mlcourse.engine import History, load_checkpoint, save_atomically, train
 from mlcourse.methods.base import Method
 from mlcourse.utils import full_mode, get_device, seed_everything, truthy_env
@@ -43,7 +47,13 @@ def registry(full: bool = False) -> dict[str, RunConfig]:
     runs.update({name: configs.preset(name, full) for name in ("lstm", "snail", "maml", "fomaml", "reptile")})
     runs.update(configs.sinusoid_runs(full))
     runs.update(configs.black_box_runs(full))
+    runs.update(configs.reference_runs())
     return runs
+
+
+def is_reference(name: str) -> bool:
+    """True for a reference run: trained on the command line only, never silently by a chapter."""
+    return name in configs.REFERENCE
 
 
 def runs_dir() -> Path:
@@ -64,6 +74,8 @@ def retrain_requested() -> bool:
 
 def replay(name: str, config: RunConfig, retrain: bool = False, device=None, full: bool | None = None) -> Run:
     """Run `name` loaded from its committed file when its config equals `config`; else trained now and saved."""
+    if is_reference(name):
+        return replay_reference(name, config, device)
     path = run_path(name, full)
     retrain = retrain or retrain_requested()
     state = None if retrain or not path.is_file() else load_checkpoint(path)  # the file is read once, here
@@ -75,6 +87,24 @@ def replay(name: str, config: RunConfig, retrain: bool = False, device=None, ful
         return run
     print(f"{name}: training now ({reason})")
     return train_run(name, config, path, device)
+
+
+def replay_reference(name: str, config: RunConfig, device=None) -> Run:
+    """Reference run `name`, loaded; an error that says how to make it when it is missing or made otherwise."""
+    path = run_path(name, full=False)
+    state = load_checkpoint(path) if path.is_file() else None
+    reason = _why_train(state, path, config, retrain=False)
+    if reason is not None:
+        raise RuntimeError(f"{name} is a reference run, trained for up to 45 minutes, and cannot be replayed: {reason}. "
+                           f"Train it on the command line: python -m mlcourse runs {name} (--resume continues it)")
+    run = _from_state(name, state, device)
+    print(f"{name}: loaded the reference run made by `{run.made['command']}` ({_describe(run.made)})")
+    return run
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where a run being trained on the command line is checkpointed (the user cache, never the repository)."""
+    return cache_dir() / "checkpoints" / f"{name}.pt"
 
 
 def _why_train(state: dict | None, path: Path, config: RunConfig, retrain: bool) -> str | None:
@@ -91,23 +121,30 @@ def _why_train(state: dict | None, path: Path, config: RunConfig, retrain: bool)
     return None
 
 
-def train_run(name: str, config: RunConfig, path: Path | None = None, device=None, verbose: bool = True) -> Run:
-    """Train `config` from scratch (seeded as in the chapters) and save it as a finished run."""
+def train_run(name: str, config: RunConfig, path: Path | None = None, device=None, verbose: bool = True,
+              checkpoint: Path | None = None, resume: bool = False) -> Run:
+    """Train `config` from scratch (seeded as in the chapters) and save it as a finished run.
+
+    With `checkpoint`, training state is saved there as it goes (config.train.checkpoint_every) and
+    `resume=True` continues from it exactly; the checkpoint is deleted once the run is saved.
+    """
     device = get_device(device)
     seed_everything(config.train.seed)
     method, sampler, val_sampler = configs.build(config, seed=config.train.seed)
-    start = time.perf_counter()
-    history = train(method, sampler, config.train, val_sampler, device=device, verbose=verbose)
+    history = train(method, sampler, config.train, val_sampler, checkpoint=checkpoint, resume=resume, device=device,
+                    verbose=verbose)
     made = {
         "command": f"python -m mlcourse runs {name}" + (" --full" if path and path.stem.endswith("-full") else ""),
         "steps": config.train.steps,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "wall_s": round(history.wall_s, 1),  # a resumed run counts its earlier parts too
         "device": _device_name(device),
         "torch": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d"),
         "load": round(os.getloadavg()[0], 1),  # other work on the machine slows the wall time above
     }
     save_run(path or run_path(name), method, history, config, made)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return Run(name, method, history, made, loaded=False)
 
 

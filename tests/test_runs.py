@@ -124,3 +124,44 @@ def test_the_command_line_lists_and_trains_runs(scratch_runs, monkeypatch, capsy
 
 def stored_config(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["config"]
+
+
+def test_a_reference_run_is_never_trained_by_a_chapter(scratch_runs, monkeypatch, capsys):
+    monkeypatch.setitem(configs.REFERENCE, "tiny-reference", tiny)
+    monkeypatch.setenv("MLCOURSE_RETRAIN", "1")  # asks chapters to retrain their quick runs, not reference runs
+    with pytest.raises(RuntimeError, match="python -m mlcourse runs tiny-reference"):
+        runs.replay("tiny-reference", tiny(), device="cpu", full=False)
+    runs.train_run("tiny-reference", tiny(), scratch_runs / "tiny-reference.pt", device="cpu", verbose=False)
+    assert runs.replay("tiny-reference", tiny(), retrain=True, device="cpu", full=False).loaded
+    with pytest.raises(RuntimeError, match="other settings"):
+        runs.replay("tiny-reference", tiny(lr=1e-2), device="cpu", full=False)
+
+
+def test_an_interrupted_command_line_run_resumes_exactly(scratch_runs, monkeypatch):
+    config = tiny(steps=6)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, checkpoint_every=1))
+    whole = runs.train_run("whole", config, scratch_runs / "whole.pt", device="cpu", verbose=False)
+    build, calls = configs.build, []
+
+    def interrupted_build(config, seed=0):
+        method, sampler, val_sampler = build(config, seed)
+        loss = method.loss
+
+        def stop_at_the_fourth_step(episode):
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return loss(episode)
+        method.loss = stop_at_the_fourth_step
+        return method, sampler, val_sampler
+
+    checkpoint = scratch_runs / "checkpoints" / "part.pt"
+    monkeypatch.setattr(configs, "build", interrupted_build)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_run("part", config, scratch_runs / "part.pt", device="cpu", verbose=False, checkpoint=checkpoint)
+    assert checkpoint.is_file() and not (scratch_runs / "part.pt").exists()
+    resumed = runs.train_run("part", config, scratch_runs / "part.pt", device="cpu", verbose=False,
+                             checkpoint=checkpoint, resume=True)
+    assert resumed.history.loss == whole.history.loss
+    assert not checkpoint.exists(), "the checkpoint is removed once the finished run is saved"
+    assert resumed.made["wall_s"] >= 0 and resumed.history.wall_s > 0
