@@ -160,24 +160,57 @@ class MAML(GradientLearner):
 class Reptile(GradientLearner):
     """Reptile: adapt on all of a task's examples with first-order steps, then move theta towards phi.
 
-    `loss` returns a surrogate whose gradient is theta - mean(phi), so that the engine's optimizer
-    step is Reptile's update (plain SGD with outer_lr = epsilon: theta + epsilon * mean(phi - theta)).
-    Its value is the tasks' mean training loss after adaptation, which is what the history records.
+    `inner_batch` examples per inner step, drawn without replacement and cycling through the task's
+    examples (Nichol et al.: 10); 0 uses all of them at every step. The tasks of a meta-batch adapt
+    together under `vmap`, as MAML's do. `loss` returns a surrogate whose gradient is theta - mean(phi),
+    so that the engine's optimizer step is Reptile's update (plain SGD with outer_lr = epsilon:
+    theta + epsilon * mean(phi - theta)). Its value is the tasks' mean loss on all of their examples
+    after adaptation, which is what the history records as the training loss.
     """
+
+    def __init__(self, *args, inner_batch: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inner_batch = inner_batch
+
+    def batch_order(self, n_tasks: int, n_examples: int) -> torch.Tensor:
+        """Which examples each inner step of each task reads: (n_tasks, inner_steps, inner_batch).
+
+        Fresh permutations of a task's examples, one after the other, cut into batches (the global generator).
+        """
+        size = self.inner_batch or n_examples
+        passes = -(-self.inner_steps * size // n_examples)  # ceil: enough permutations for every step
+        order = torch.rand(n_tasks, passes, n_examples).argsort(dim=-1).reshape(n_tasks, -1)
+        return order[:, :self.inner_steps * size].reshape(n_tasks, self.inner_steps, size)
+
+    def adapt_all(self, x: torch.Tensor, y: torch.Tensor) -> Params:
+        """phi of every task from its examples: x (B, n, 1, 28, 28), y (B, n) -> each parameter (B, ...)."""
+        theta = {k: v.detach() for k, v in self.theta().items()}
+        if not self.inner_batch:
+            one_task = lambda tx, ty: adapt(self.model, theta, tx, ty, self.loss_fn, self.inner_lr,
+                                            self.inner_steps, first_order=True)
+            return vmap(one_task, randomness="error")(x, y)
+
+        def one_task(tx, ty, order):  # order: (inner_steps, inner_batch)
+            phi = theta
+            for i in range(self.inner_steps):
+                phi = adapt(self.model, phi, tx[order[i]], ty[order[i]], self.loss_fn, self.inner_lr, 1,
+                            first_order=True)
+            return phi
+        return vmap(one_task, randomness="error")(x, y, self.batch_order(len(x), x.shape[1]).to(x.device))
 
     def loss(self, episode: Episode) -> tuple[torch.Tensor, float]:
         self._check(episode)
-        tasks = [episode[i] for i in range(len(episode))] if episode.batched else [episode]
-        theta, phis, losses, scores = self.theta(), [], [], []
-        for t in tasks:
-            x, y = torch.cat([t.support_x, t.query_x]), torch.cat([t.support_y, t.query_y])  # all of the task's data
-            phi = {k: v.detach() for k, v in self.adapt(x, y, first_order=True).items()}
-            with torch.no_grad():
-                prediction = self.forward_with(phi, x)
-            losses.append(self.loss_fn(prediction, y))
-            scores.append(accuracy(prediction, y).item() if self.metric == "accuracy" else losses[-1].item())
-            phis.append(phi)
-        direction = reptile_direction({k: v.detach() for k, v in theta.items()}, phis)
-        surrogate = sum((p * -direction[k]).sum() for k, p in theta.items())  # gradient: theta - mean(phi)
-        value = torch.stack(losses).mean()
-        return value + surrogate - surrogate.detach(), sum(scores) / len(scores)
+        batch = episode if episode.batched else stack_episodes([episode])
+        x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n, ...): all of each task's examples
+        y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n)
+        phi = self.adapt_all(x, y)  # each parameter (B, ...), no graph to theta
+        with torch.no_grad():
+            prediction = vmap(self.forward_with, randomness="error")(phi, x)  # (B, n, n_way) or (B, n, 1)
+            value = self.loss_fn(prediction.flatten(0, 1), y.flatten(0, 1))
+            score = self.task_score(prediction, y).mean().item()
+        theta = self.theta()
+        direction = {k: (phi[k] - theta[k].detach()).mean(dim=0) for k in theta}  # mean(phi - theta)
+        # The surrogate's value is 0 and its gradient wrt theta is -direction = theta - mean(phi); adding it as
+        # `surrogate - surrogate.detach()` keeps the reported value the tasks' loss and the gradient Reptile's.
+        surrogate = sum((p * -direction[k]).sum() for k, p in theta.items())
+        return value + surrogate - surrogate.detach(), score

@@ -98,6 +98,58 @@ def test_reptile_with_one_inner_step_follows_the_training_gradient():
         assert torch.allclose(g_surrogate, 0.1 * g, rtol=1e-10, atol=1e-13)
 
 
+def reptile_surrogate_gradient(method: Reptile, episode: Episode) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(method.loss(episode)[0], list(method.parameters())))
+
+
+def test_vectorised_reptile_step_matches_adapting_task_by_task():
+    """The meta-batch adapts under vmap; its update is the mean of theta - phi of each task adapted alone."""
+    torch.manual_seed(0)
+    method, batch = Reptile(inner_lr=0.1, inner_steps=3, task="regression", hidden=6).double(), sinusoid_batch(4)
+    theta = {k: v.detach().clone() for k, v in method.theta().items()}
+    phis = []
+    for i in range(len(batch)):
+        task = batch[i]
+        phis.append(method.adapt(torch.cat([task.support_x, task.query_x]), torch.cat([task.support_y, task.query_y])))
+    expected = {k: p - reptile_update(theta, phis, epsilon=1.0)[k] for k, p in theta.items()}  # theta - mean(phi)
+    for g, name in zip(reptile_surrogate_gradient(method, batch), theta):
+        assert torch.allclose(g, expected[name], rtol=1e-10, atol=1e-12)
+
+
+def test_reptile_inner_batches_take_each_example_once_per_pass():
+    torch.manual_seed(0)
+    method = Reptile(inner_steps=5, inner_batch=10)
+    order = method.batch_order(n_tasks=3, n_examples=25)  # 50 draws: two passes over 25 examples
+    assert order.shape == (3, 5, 10)
+    for task in order.reshape(3, -1):
+        assert sorted(task[:25].tolist()) == list(range(25)) and sorted(task[25:].tolist()) == list(range(25))
+    assert not torch.equal(order[0], order[1])  # every task draws its own order
+
+
+def test_reptile_inner_batches_adapt_on_the_drawn_examples():
+    """With inner_batch, step i of a task is a first-order step on the examples that batch_order drew for it."""
+    method, batch = Reptile(inner_lr=0.1, inner_steps=3, inner_batch=4, task="regression", hidden=6).double(), \
+        sinusoid_batch(2)
+    x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (2, 12, 1)
+    y = torch.cat([batch.support_y, batch.query_y], dim=1)
+    torch.manual_seed(5)
+    order = method.batch_order(2, x.shape[1])
+    theta = {k: v.detach() for k, v in method.theta().items()}
+    expected = []
+    for t in range(2):
+        phi = theta
+        for i in range(3):
+            phi = adapt(method.model, phi, x[t, order[t, i]], y[t, order[t, i]], mse, 0.1, 1, first_order=True)
+        expected.append(phi)
+    torch.manual_seed(5)  # the same draw inside the loss
+    gradient = reptile_surrogate_gradient(method, batch)
+    for g, (name, p) in zip(gradient, theta.items()):
+        assert torch.allclose(g, p - (expected[0][name] + expected[1][name]) / 2, rtol=1e-10, atol=1e-12)
+    full = Reptile(inner_lr=0.1, inner_steps=3, task="regression", hidden=6).double()
+    full.load_state_dict(method.state_dict())
+    assert not torch.allclose(reptile_surrogate_gradient(full, batch)[0], gradient[0])  # batches change the step
+
+
 def test_reptile_update_averages_the_tasks():
     theta = {"w": torch.zeros(3)}
     phis = [{"w": torch.tensor([1.0, 0.0, 2.0])}, {"w": torch.tensor([3.0, 2.0, 0.0])}]
