@@ -11,7 +11,8 @@ process's peak resident memory (on a GPU: `torch.cuda.max_memory_allocated`).
 
 Implementations of one second-order MAML meta-step (inner step 0.4, one inner step):
   mlcourse  the package: `GradientLearner.predict` vmaps `adapt` (torch.func.grad) over the meta-batch
-            (for Reptile, whose update needs each task's phi, `Reptile.loss` loops over the tasks)
+            (Reptile's `adapt_all` too, on all 30 images of a task, or with `inner_batch=5` on 5 of them a
+            step: as many as a first-order MAML inner step reads, so that the two inner steps compare)
   loop      the package's `adapt` called task by task in a Python loop
   autograd  the textbook version: functional_call + torch.autograd.grad(create_graph=True), task by task
 The reference to beat: learn2learn 0.2.1's MAML, 170 ms a meta-step on this 2-core CPU (measured once with
@@ -46,11 +47,14 @@ from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.utils import keep_freed_memory
 
 method_name, inner_steps, impl, n_steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+inner_batch = int(sys.argv[5])
 keep_freed_memory()
 device = mlcourse.get_device()
 mlcourse.seed_everything(0)
 config = configs.preset(method_name)
 config.method_kwargs["inner_steps"] = inner_steps
+if method_name == "reptile":
+    config.method_kwargs["inner_batch"] = inner_batch
 method = configs.make_method(config).to(device)
 optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
 sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 5, seed=0)
@@ -103,13 +107,20 @@ saved = SavedBytes()
 loss = textbook_loss(episodes[0], count=saved.hooks)
 del loss
 ms, peak = timed_steps(step, episodes, n_steps, device)
-print(json.dumps({"method": method_name, "inner_steps": inner_steps, "impl": impl, "ms": ms,
+print(json.dumps({"method": method_name, "inner_steps": inner_steps, "impl": impl, "inner_batch": inner_batch, "ms": ms,
                   "saved_mb": saved.total / 2**20, "peak_mb": peak}))
 """
 
 
-def measure(method: str, inner_steps: int, impl: str, n_steps: int) -> dict:
-    return in_fresh_process(ONE, method, inner_steps, impl, n_steps)
+def measure(method: str, inner_steps: int, impl: str, n_steps: int, inner_batch: int = 0) -> dict:
+    return in_fresh_process(ONE, method, inner_steps, impl, n_steps, inner_batch)
+
+
+def inner_images(result: dict) -> int:
+    """Images one task's inner step reads: the 5 support images, or for Reptile its batch of the 30 it adapts on."""
+    if result["method"] == "reptile":
+        return result.get("inner_batch") or 30
+    return 5
 
 
 def main() -> None:
@@ -119,18 +130,18 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     load = os.getloadavg()[0]
     results = [measure(impl=impl, method="maml", inner_steps=1, n_steps=n_steps) for impl in ("autograd", "loop")]
-    for method in ("maml", "fomaml", "reptile"):
+    for method, inner_batch in (("maml", 0), ("fomaml", 0), ("reptile", 0), ("reptile", 5)):
         for inner_steps in (1, 2, 5, 10):
-            results.append(measure(method, inner_steps, "mlcourse", n_steps))
+            results.append(measure(method, inner_steps, "mlcourse", n_steps, inner_batch))
     memory = "GPU memory allocated" if device.type == "cuda" else "process resident memory, data included"
     lines = [f"Device: {device} ({name}, {torch.get_num_threads()} CPU threads); torch {torch.__version__}; "
              f"load average before the run {load:.1f} (above 0.5: other jobs shared the CPU); "
              f"{n_steps} timed meta-steps each.", "",
              "5-way 1-shot, 5 queries per class, meta-batch 8, conv4 (Finn et al.), Adam on theta.", "",
-             f"| method | implementation | inner steps | ms per meta-step | MB saved for backward | "
-             f"peak MB ({memory}) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['impl']} | {r['inner_steps']} | {r['ms']:.0f} | {r['saved_mb']:.1f} | "
-              f"{r['peak_mb']:,.0f} |" for r in results]
+             f"| method | implementation | images an inner step | inner steps | ms per meta-step | "
+             f"MB saved for backward | peak MB ({memory}) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['impl']} | {inner_images(r)} | {r['inner_steps']} | {r['ms']:.0f} | "
+              f"{r['saved_mb']:.1f} | {r['peak_mb']:,.0f} |" for r in results]
     out = Path(__file__).parent / "results" / f"maml-cost-{device.type}"
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"device": name, "load": load, "results": results}, indent=1))

@@ -113,9 +113,13 @@ def plot_sinusoid_fits(models: dict, episode: Episode, true_fn, steps=(0, 1, 10)
 def plot_meta_step_cost(results: list[dict]):
     """Time and memory of a meta-step against the number of inner steps (rows of benchmarks/maml_cost.py)."""
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for method, label in (("maml", "MAML (second order)"), ("fomaml", "first-order MAML"), ("reptile", "Reptile")):
-        rows = sorted((r for r in results if r["method"] == method and r["impl"] == "mlcourse"),
-                      key=lambda r: r["inner_steps"])
+    lines = (("maml", 0, "MAML (second order)"), ("fomaml", 0, "first-order MAML"),
+             ("reptile", 0, "Reptile, 30 images a step"), ("reptile", 5, "Reptile, 5 images a step"))
+    for method, inner_batch, label in lines:
+        rows = sorted((r for r in results if r["method"] == method and r["impl"] == "mlcourse"
+                       and r.get("inner_batch", 0) == inner_batch), key=lambda r: r["inner_steps"])
+        if not rows:
+            continue
         steps = [r["inner_steps"] for r in rows]
         for ax, key in zip(axes, ("ms", "saved_mb", "peak_mb")):
             ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
