@@ -13,6 +13,8 @@ interrupted (or, for the grader's calls, the whole kernel killed), and the watch
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,7 @@ class Limits:
     timeout: float = 300.0  # wall-clock seconds for the whole notebook, kernel start included
     memory_mb: int = 4096  # memory really used by the kernel and its child processes (shared pages counted once)
     disk_mb: int = 1024  # what the submission may write into its scratch folder and its /tmp together
+    shm_mb: int = 256  # the size of the sandbox's /dev/shm (a tmpfs: in no process's memory, in no watched folder)
     cell_timeout: float = 120.0  # a cell running longer is interrupted, and the next cell runs
     call_timeout: float = 20.0  # one call of a graded function
 
@@ -366,14 +369,24 @@ def make_scratch() -> Path:
 
 
 def remove_tree(folder: Path) -> None:
-    """Delete a folder, even where the submission took away write permissions."""
-    import shutil
-    import stat
+    """Delete a folder, even where the submission took away write permissions.
 
+    What the submission left there is never followed nor opened: a link could point at any path of the machine, a
+    FIFO would block the grader. Only real folders are opened (by shutil.rmtree) or get their permissions back.
+    """
     def retry(func, path, _):
-        for p in (Path(path).parent, Path(path)):
+        for p in (os.path.dirname(path), path):
             with suppress(OSError):
-                os.chmod(p, stat.S_IRWXU)
-        with suppress(OSError):
-            func(path)
+                if stat.S_ISDIR(os.lstat(p).st_mode):
+                    os.chmod(p, stat.S_IRWXU)
+        if func in (os.unlink, os.rmdir):
+            with suppress(OSError):
+                func(path)
+
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            os.unlink(folder)
+            return
+    except FileNotFoundError:
+        return
     shutil.rmtree(folder, onerror=retry)

@@ -76,3 +76,35 @@ def test_memory_shared_with_forked_workers_counts_once(tmp_path):
     result, _, scratch = run(tmp_path, share, "open('done', 'w')", timeout=60, memory_mb=1000, cell_timeout=30)
     assert result.stopped == "", result.stopped
     assert (scratch / "done").exists()
+
+
+def test_removing_a_folder_never_follows_a_link_nor_opens_a_fifo(tmp_path, monkeypatch):
+    """What a submission leaves in its folders (a link to a host folder, a FIFO) cannot make the cleanup change or
+    block on anything outside them, even when a removal fails and is retried."""
+    from mlcourse.grading.kernel import remove_tree
+
+    host = tmp_path / "host"
+    host.mkdir(mode=0o755)
+    tree = tmp_path / "tree"
+    (tree / "locked").mkdir(parents=True)
+    (tree / "locked" / "link").symlink_to(host)
+    os.mkfifo(tree / "fifo")
+    (tree / "locked").chmod(0o500)
+    unlink = os.unlink
+
+    def refuse_once(path, *args, **kwargs):  # as an unprivileged grader meets a folder it may not write
+        if os.fspath(path).endswith("link") and not getattr(refuse_once, "done", False):
+            refuse_once.done = True
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_once)
+    remove_tree(tree)
+    assert not tree.exists() and (host.stat().st_mode & 0o777) == 0o755
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+    worker = threading.Thread(target=remove_tree, args=(fifo,), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive() and not fifo.exists()
