@@ -4,6 +4,7 @@ import hashlib
 import importlib
 import os
 import re
+import secrets
 from pathlib import Path
 
 from mlcourse.grading.spec import Exercise
@@ -29,6 +30,23 @@ SECRET_ENV = "MLCOURSE_GRADER_SECRET"  # the instructor's secret, from which the
 def secret_file() -> Path:
     """Where the instructor keeps the grader's secret, outside the repository: ~/.config/mlcourse/grader-secret."""
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mlcourse" / "grader-secret"
+
+
+def new_secret() -> str:
+    """Make this installation's secret in secret_file() (the folder and the file readable by their owner only) and
+    return it; where the file exists already (made by another grading run), the secret it holds."""
+    path = secret_file()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        secret = grader_secret()
+        if secret is None:
+            raise ValueError(f"no grader secret could be read from {path}: write one into it, or delete it") from None
+        return secret
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return grader_secret()
 
 
 def grader_secret() -> str | None:
