@@ -39,6 +39,7 @@ def add_commands(subparsers) -> None:
     gr.add_argument("--memory-mb", type=int, help=f"memory limit of a submission's kernel, MB ({defaults.memory_mb})")
     gr.add_argument("--disk-mb", type=int,
                     help=f"what a submission may write into its scratch folder and /tmp, MB ({defaults.disk_mb})")
+    gr.add_argument("--shm-mb", type=int, help=f"size of the sandbox's /dev/shm, MB ({defaults.shm_mb})")
     gr.add_argument("--cell-timeout", type=float,
                     help=f"seconds before a cell is interrupted ({defaults.cell_timeout:g})")
     gr.add_argument("--call-timeout", type=float,
@@ -46,7 +47,7 @@ def add_commands(subparsers) -> None:
     gr.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     gr.add_argument("--seed", type=int, default=None,
                     help="seed of the hidden inputs (default: from the exercise name and the grader secret, "
-                         "$MLCOURSE_GRADER_SECRET or ~/.config/mlcourse/grader-secret)")
+                         "$MLCOURSE_GRADER_SECRET or ~/.config/mlcourse/grader-secret, made on first use)")
     gr.add_argument("--no-sandbox", action="store_true",
                     help="run the kernels without the bubblewrap sandbox (only for code you trust: see "
                          "book/instructors.md for what is then not protected)")
@@ -76,9 +77,8 @@ def run_grade(args) -> int:
     from mlcourse.grading import report
     from mlcourse.grading.grader import SandboxUnavailable, grade
 
-    given = {"timeout": args.timeout, "memory_mb": args.memory_mb, "disk_mb": args.disk_mb,
-             "cell_timeout": args.cell_timeout,
-             "call_timeout": args.call_timeout}
+    given = {"timeout": args.timeout, "memory_mb": args.memory_mb, "disk_mb": args.disk_mb, "shm_mb": args.shm_mb,
+             "cell_timeout": args.cell_timeout, "call_timeout": args.call_timeout}
     limits = {k: v for k, v in given.items() if v is not None}
     start = time.monotonic()
     before = report.snapshot(args.out)

@@ -7,6 +7,7 @@ comparison and all the scoring here, in its own process.
 """
 
 import atexit
+import io
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import nbformat
 import torch
 
 from mlcourse.grading import checks
-from mlcourse.grading.harness import encode_call
+from mlcourse.grading.harness import MAX_NUMEL, WATCHED, encode_call
 from mlcourse.grading import redact, sandbox
 from mlcourse.grading.kernel import (Kernel, KernelRun, Limits, allow_kernels, kernel_spec_dir, kill_leftovers,
                                      make_scratch, remove_tree, stop_all)
@@ -95,58 +97,71 @@ def parse_notebook(raw: bytes | None) -> tuple[nbformat.NotebookNode | None, str
             isinstance(c, dict) and c.get("cell_type") in {"code", "markdown", "raw"}
             and isinstance(c.get("source", ""), (str, list)) for c in cells):
         return None, "not a notebook: its cells are missing or malformed"
-    for c in cells:
+    for c in cells:  # what Jupyter fills in when it opens a notebook that lacks it
         if isinstance(c.get("source"), list):
             c["source"] = "".join(str(s) for s in c["source"])
+        c.setdefault("source", "")
+        if not isinstance(c.get("metadata"), dict):
+            c["metadata"] = {}
+        if c["cell_type"] == "code":
+            c.setdefault("outputs", [])
+            c.setdefault("execution_count", None)
+    if not isinstance(data.get("metadata"), dict):
+        data["metadata"] = {}
     return nbformat.from_dict(data), ""
 
 
-def _prelude(exercise: Exercise) -> str:
-    paths = [p for fn in exercise.functions for p in fn.references]
-    return ("import sys as _sys\n"  # an editable install's finder would import the real package, not the copy
-            "_sys.meta_path[:] = [f for f in _sys.meta_path if not str(getattr(f, '__module__', '')).startswith("
-            "'__editable__')]\n"
-            "del _sys\n"
-            "import mlcourse.grading.harness as _grading_harness\n"
-            f"_grading_harness.disable({paths!r})\n"
-            "del _grading_harness\n")
+PRELUDE = ("import sys as _sys\n"  # an editable install's finder would import the real package, not the copy
+           "_sys.meta_path[:] = [f for f in _sys.meta_path if not str(getattr(f, '__module__', '')).startswith("
+           "'__editable__')]\n"
+           "del _sys\n")
+HARNESS = "_grading_harness"  # the harness's namespace in the kernel, made by the setup cell after the student's cells
 
 
 def _harness_setup(inputs: str, results: str, call_timeout: float) -> str:
-    return ("import mlcourse.grading.harness as _grading_harness\n"
-            f"_grading_harness.load_calls({inputs!r}, {results!r}, {call_timeout!r}, globals())\n")
+    """The cell that runs the grader's own harness and adapters source (never the kernel's copy of them)."""
+    here = Path(__file__).parent
+    sources = {name: (here / f"{name}.py").read_text(encoding="utf-8") for name in ("adapters", "harness")}
+    return (f"{HARNESS}, _grading_adapters = {{'__name__': 'grading_harness'}}, {{'__name__': 'grading_adapters'}}\n"
+            f"exec(compile({sources['adapters']!r}, 'grading_adapters', 'exec'), _grading_adapters)\n"
+            f"exec(compile({sources['harness']!r}, 'grading_harness', 'exec'), {HARNESS})\n"
+            f"{HARNESS}['ADAPTERS'] = _grading_adapters\n"
+            "del _grading_adapters\n"
+            f"{HARNESS}['load_calls']({inputs!r}, {results!r}, {call_timeout!r}, globals())\n")
 
 
 def _harness_call(key: str) -> str:
-    return f"_grading_harness.run_call({key!r})\n"
+    return f"{HARNESS}['run_call']({key!r})\n"
 
 
 CALL_GRACE_S = 2  # beyond the call time limit, before the grader kills the kernel from outside
 
 
-def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, dict, dict]:
-    """Run the student's cells, then the grader's calls, one cell per call; the outputs ({key: tensors}) and errors
-    ({key: message}).
+def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, dict, dict, list[str]]:
+    """Run the student's cells, then the grader's calls, one cell per call; the outputs ({key: tensors}), errors
+    ({key: message}) and what the kernel's harness found replaced of what it relies on (harness.WATCHED).
 
     A call that runs past its time limit (plus a grace period) is stopped by killing the kernel from outside: that
     function gets an error for its remaining calls, and a fresh kernel runs the student's cells again for the calls
     of the other functions. A kernel that dies during a call is handled the same way.
+
+    The grader writes only into folders that the sandbox cannot write (the inputs reach it through a read-only
+    bind); of the scratch folder, which the kernel can write, it only makes each round's results folder under a
+    fresh random name and reads regular files from it through a descriptor (`read_results`).
     """
     work = make_scratch()
     _LIVE.add(work)
-    scratch, comm, tmp = work / "home", work / "comm", work / "tmp"
-    for d in (scratch, comm, tmp):
+    scratch, comm, tmp, inputs = work / "home", work / "comm", work / "tmp", work / "inputs"
+    for d in (scratch, comm, tmp, inputs):
         d.mkdir(mode=0o700)
-    token = secrets.token_hex(8)
-    results = scratch / f"results-{token}"
+    token = secrets.token_hex(8)  # marks the submission's processes; the kernel can read it in its environment
     home_inside = sandbox.HOME if ctx.sandboxed else str(scratch)
-    results_inside = f"{home_inside}/results-{token}"
+    inputs_inside = sandbox.INPUTS if ctx.sandboxed else str(inputs)
     n_student = len(nb.cells)
-    cells = [nbformat.v4.new_code_cell(_prelude(exercise))]
+    cells = [nbformat.v4.new_code_cell(PRELUDE)]
     cells += [nbformat.v4.new_code_cell(c.source) if c.cell_type == "code" else nbformat.v4.new_markdown_cell("")
               for c in nb.cells]
-    cells.append(nbformat.v4.new_code_cell(_harness_setup(f"{results_inside}/inputs.pt", results_inside,
-                                                          ctx.limits.call_timeout)))
+    cells.append(nbformat.v4.new_code_cell(""))  # the harness's setup, written for each kernel
     setup_index = len(cells) - 1
     keys = list(exercise.calls)
     call_index = {}
@@ -155,23 +170,25 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
         cells.append(nbformat.v4.new_code_cell(_harness_call(key)))
     run_nb = nbformat.v4.new_notebook(cells=cells)
     run = KernelRun(stopped="not run")
-    outputs, errors, failed, died = {}, {}, {}, False
+    outputs, errors, failed, died, tampered = {}, {}, {}, False, []
+    home_fd = None
     try:
         (scratch / "submission.ipynb").write_text(nbformat.writes(nb))  # a copy: the original is never touched
         for f in ctx.omniglot_cache:
             target = scratch / ".cache" / "mlcourse" / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, target)
+        home_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # before any kernel runs
         env = _kernel_env(home_inside, ctx, token)
         if ctx.sandboxed:
-            box = sandbox.Sandbox(home=scratch, tmp=tmp, comm=comm, course=ctx.course,
-                                  data=ctx.omniglot_root, env=env)
+            box = sandbox.Sandbox(home=scratch, tmp=tmp, comm=comm, course=ctx.course, data=ctx.omniglot_root,
+                                  inputs=inputs, env=env, shm_mb=ctx.limits.shm_mb)
             prefix, launch_env = box.argv(), {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         else:
             prefix, launch_env = [], env
         run = KernelRun()
         deadline = time.monotonic() + ctx.limits.timeout
-        pending, first = list(keys), True
+        pending, first, results_fd = list(keys), True, None
         while True:
             restart = False
             with Kernel(run_nb, scratch, launch_env, ctx.limits, ctx.kernels, run, deadline, comm, prefix,
@@ -182,11 +199,13 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
                     run.cell_errors = known
                 if not ran:
                     run.stopped = run.stopped or "kernel died"
-                else:
-                    if results.exists():
-                        remove_tree(results)
-                    results.mkdir(mode=0o700)  # the inputs exist only once the student's cells have run
-                    torch.save({"calls": [c for c in ctx.calls if c["key"] in pending]}, results / "inputs.pt")
+                else:  # the inputs exist only once the student's cells have run
+                    name = f"results-{secrets.token_hex(8)}"
+                    results_fd = _new_folder(home_fd, name)
+                    inputs_name = f"inputs-{name}.pt"
+                    _write_new(inputs / inputs_name, {"calls": [c for c in ctx.calls if c["key"] in pending]})
+                    cells[setup_index].source = _harness_setup(f"{inputs_inside}/{inputs_name}",
+                                                               f"{home_inside}/{name}", ctx.limits.call_timeout)
                     if not kernel.execute(setup_index, timeout=60):
                         while pending:
                             key = pending.pop(0)
@@ -209,14 +228,16 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
                                 died = True
                             restart = any(exercise.calls[k].function not in failed for k in pending)
                             break
-            got, got_errors = read_results(results, keys, MAX_TOTAL_RESULT_BYTES - sum(
-                t.numel() * t.element_size() for ts in outputs.values() for t in ts), ctx.public_error)
-            outputs.update(got)
-            for k, e in got_errors.items():
-                if k not in outputs:
-                    errors.setdefault(k, e)
-            if results.exists():
-                remove_tree(results)
+            if results_fd is not None:
+                got, got_errors = read_results(results_fd, keys, MAX_TOTAL_RESULT_BYTES - sum(
+                    _expanded_bytes(ts) for ts in outputs.values()), ctx.public_error)
+                outputs.update(got)
+                for k, e in got_errors.items():
+                    if k not in outputs:
+                        errors.setdefault(k, e)
+                tampered = sorted(set(tampered) | set(read_tampered(results_fd)))
+                os.close(results_fd)
+                results_fd = None
             if not restart or run.stopped:
                 break
             first = False
@@ -233,9 +254,27 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
             run.cell_errors[n_student + 1] = ctx.public_error(run.cell_errors[n_student + 1])
     finally:
         kill_leftovers(run, (MARKER, token), work)
+        if home_fd is not None:
+            os.close(home_fd)
         remove_tree(work)
         _LIVE.discard(work)
-    return run, outputs, errors
+    return run, outputs, errors, tampered
+
+
+def _new_folder(parent_fd: int, name: str) -> int:
+    """Make folder `name` in the folder `parent_fd` and open it; a link or anything else put there instead, before or
+    between the two steps, is refused (OSError), never followed."""
+    os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+
+
+def _write_new(path: Path, value) -> None:
+    """torch.save `value` into a new file (never through a link, never over an existing file)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(buffer.getvalue())
 
 
 def _scrub(text: str, replace: dict[str, str]) -> str:
@@ -263,53 +302,97 @@ def _kernel_env(home: str, ctx: "_Context", token: str) -> dict[str, str]:
     return env
 
 
-def read_results(folder: Path, keys: list[str], budget: int = 2**62, public=None) -> tuple[dict, dict]:
+def read_results(folder: Path | int, keys: list[str], budget: int = 2**62, public=None) -> tuple[dict, dict]:
     """The tensors and errors the harness wrote, read back as plain tensors and short strings only.
 
-    At most `budget` bytes of files are read in all (what a submission returns is bounded in total, not only per
-    call); the errors, which the student's process writes, pass through `public` (what may be shown of them)."""
+    `folder` is a path or an open folder's descriptor. Only regular files are read, through descriptors opened
+    without following links and without waiting (a FIFO or a leased file is skipped), and each only up to its limit.
+    At most `budget` bytes of tensors are taken in all, counted as they expand in memory (a stride-0 tensor saved in
+    a few bytes counts all its elements); the errors, which the student's process writes, pass through `public`
+    (what may be shown of them)."""
     outputs, errors = {}, {}
     public = public or (lambda text: text)
-    if not folder.is_dir() or folder.is_symlink():
-        return outputs, errors
-    for key in keys:
-        path = folder / f"{key}.pt"
-        if not _regular(path, MAX_RESULT_BYTES):
-            continue
-        size = path.stat().st_size
-        if size > budget:
-            errors[key] = "its outputs pass the grader's limit on what one submission may return in all"
-            continue
-        budget -= size
-        try:
-            data = torch.load(path, weights_only=True, map_location="cpu")
-        except Exception:
-            errors[key] = "its outputs could not be read back"
-            continue
-        tensors = _tensors_of(data, key)
-        if tensors is None:
-            errors[key] = "its outputs were not plain tensors"
-        else:
-            outputs[key] = tensors
-    path = folder / "errors.json"
-    if _regular(path, 2**20):
-        try:
-            raw = json.loads(path.read_text())
-        except (ValueError, OSError, UnicodeDecodeError):
-            raw = {}
-        if isinstance(raw, dict):
-            for key in keys:
-                if key not in outputs and isinstance(raw.get(key), str):
-                    errors[key] = public("".join(ch for ch in raw[key] if ch.isprintable())[:200])
+    with _folder(folder) as fd:
+        if fd is None:
+            return outputs, errors
+        for key in keys:
+            raw = _read_regular(fd, f"{key}.pt", MAX_RESULT_BYTES)
+            if raw is None:
+                continue
+            try:
+                data = torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu")
+            except Exception:
+                errors[key] = "its outputs could not be read back"
+                continue
+            tensors = _tensors_of(data, key)
+            if tensors is None:
+                errors[key] = "its outputs were not plain tensors"
+            elif any(t.numel() > MAX_NUMEL for t in tensors) or _expanded_bytes(tensors) > MAX_RESULT_BYTES:
+                errors[key] = f"its outputs hold more elements than the grader takes ({MAX_NUMEL:,} per tensor)"
+            elif max(len(raw), _expanded_bytes(tensors)) > budget:
+                errors[key] = "its outputs pass the grader's limit on what one submission may return in all"
+            else:
+                budget -= max(len(raw), _expanded_bytes(tensors))
+                outputs[key] = tensors
+        raw = _read_regular(fd, "errors.json", 2**20)
+    try:
+        found = json.loads(raw) if raw is not None else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        found = {}
+    if isinstance(found, dict):
+        for key in keys:
+            if key not in outputs and isinstance(found.get(key), str):
+                errors[key] = public("".join(ch for ch in found[key] if ch.isprintable())[:200])
     return outputs, errors
 
 
-def _regular(path: Path, max_bytes: int) -> bool:
+def read_tampered(folder: Path | int) -> list[str]:
+    """What the kernel's harness found replaced of what it relies on: names from harness.WATCHED only."""
+    with _folder(folder) as fd:
+        raw = None if fd is None else _read_regular(fd, "tampered.json", 2**14)
     try:
-        st = os.lstat(path)
+        found = json.loads(raw) if raw is not None else []
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    return [name for name in WATCHED if isinstance(found, list) and name in found]
+
+
+@contextmanager
+def _folder(folder: Path | int):
+    """A descriptor of `folder` (None when it is not a folder: a link is not followed); one given is kept open."""
+    if isinstance(folder, int):
+        yield folder
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_size <= max_bytes
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_regular(folder_fd: int, name: str, max_bytes: int) -> bytes | None:
+    """The bytes of file `name` of a folder, when it is a regular file of at most `max_bytes`; else None."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=folder_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        try:
+            raw = f.read(max_bytes + 1)
+        except OSError:
+            return None
+    return raw if len(raw) <= max_bytes else None
+
+
+def _expanded_bytes(tensors: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _tensors_of(data, key: str) -> list[torch.Tensor] | None:
@@ -351,14 +434,21 @@ def grade_submission(student: str, raw: bytes | None, ctx: _Context) -> Graded:
         results = score(ex, {}, {}, {fn.name: problem for fn in ex.functions})
         return Graded(student, [problem], results, seconds=time.monotonic() - start)
     findings = screen(nb.cells, ex)
-    flagged = voided(findings, ex)
-    run, outputs, errors = run_notebook(nb, ex, ctx)
+    flagged = voided([f for f in findings if not f.grader], ex)
+    run, outputs, errors, tampered = run_notebook(nb, ex, ctx)
     results = score(ex, outputs, errors)  # a flag is advice: the references are stubs in the kernel anyway
     status = [run.stopped] if run.stopped else []
     if flagged:
         status.append(f"flagged: uses the reference implementation ({', '.join(sorted(flagged))})")
+    if any(f.grader for f in findings):
+        status.append("flagged: reaches for the grader's code (see the notes)")
+    if tampered:
+        status.append(f"flagged: changed what the grader's calls rely on ({', '.join(tampered)})")
     notes = [f"cell {f.cell}: {f.what} (flagged for a look by the instructor; no points are taken for it)"
              for f in findings]
+    if tampered:
+        notes.append(f"the notebook's code replaced {', '.join(tampered)}, which the grader's calls use: the checks "
+                     "of inputs left unchanged and of the generator's use may have been fooled (flagged for a look)")
     interrupted = [i for i, e in sorted(run.cell_errors.items())
                    if e.startswith("KeyboardInterrupt") and 1 <= i <= len(nb.cells)]
     if interrupted:
@@ -399,8 +489,9 @@ def grade(submissions: Path, exercise_name: str, limits: Limits | dict | None = 
     if seed is None:
         secret = checks.grader_secret()
         if secret is None:
-            echo(f"warning: no grader secret ({checks.SECRET_ENV} or {checks.secret_file()}): the hidden inputs are "
-                 "drawn from the exercise's name alone, which anyone with the repository can reproduce")
+            secret = checks.new_secret()
+            echo(f"made a grader secret for this installation in {checks.secret_file()} (readable by you only): the "
+                 "hidden inputs are drawn from it; keep it, and keep it out of the students' reach")
         seed = checks.default_seed(exercise_name, secret) if checks.STEM.match(exercise_name) else 0
     exercise = checks.build(exercise_name, seed)
     if sandboxed is None or sandboxed:
@@ -458,7 +549,7 @@ def _safely(student: str, raw: bytes | None, ctx: _Context) -> Graded:
     try:
         return grade_submission(student, raw, ctx)
     except Exception as err:  # a bug or an environment problem: this submission needs a look, the run goes on
-        problem = f"grader error: {type(err).__name__}: {err}"[:200]
+        problem = redact.clean(f"grader error: {type(err).__name__}: {err}", ctx.secrets_, [])[:200]
         voided_all = {fn.name: problem for fn in ctx.exercise.functions}
         return Graded(student, [problem], score(ctx.exercise, {}, {}, voided_all))
 

@@ -1,43 +1,38 @@
-"""The code the grader runs inside the student's kernel: disable the references, call the graded functions.
+"""The code the grader runs inside the student's kernel: call the graded functions on the grader's inputs.
 
 Nothing here decides a grade. The kernel only turns the grader's inputs into the student's outputs,
 as plain tensors in files; the grader reads them back with `torch.load(weights_only=True)`.
+
+This module and `adapters` are not in the kernel's copy of mlcourse: the grader sends their source in
+a cell that runs after the student's cells, into namespaces of their own, so that no cell can patch
+them beforehand. What they rely on in torch and the standard library can still be replaced by the
+student's code; `tampered()` names what was, and the grader flags the submission for the instructor.
 """
 
 import contextlib
-import importlib
 import json
 import os
 import random
 import signal
 import sys
+import sysconfig
 
 import torch
 
 MAX_NUMEL = 20_000_000  # larger outputs are refused (no correct answer here is anywhere near)
+ADAPTERS = None  # in the kernel, the namespace of the adapters' source (set by the grader's setup cell)
+
+# what the calls rely on; a replacement made by the notebook's code flags the submission
+WATCHED = ("torch.Generator", "torch.manual_seed", "torch.save", "torch.load", "torch.as_tensor", "torch.autograd.grad",
+           "torch.func.functional_call", "torch.Tensor.clone", "torch.Tensor.detach", "torch.Tensor.requires_grad_",
+           "torch.Tensor.to", "torch.Tensor.contiguous", "random.seed", "numpy.random.seed", "json.dump",
+           "os.replace", "builtins.open", "builtins.isinstance", "builtins.getattr")
+LIBRARIES = tuple({q for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                   for q in (sysconfig.get_path(key), os.path.realpath(sysconfig.get_path(key)))})
 
 
 class CallTimeout(BaseException):
     """A graded function ran past its time limit (a BaseException, so that `except Exception` cannot swallow it)."""
-
-
-def _unavailable(name: str):
-    def stub(*args, **kwargs):
-        raise RuntimeError(f"{name} from mlcourse is not available during grading: the graded function "
-                           "must be your own code")
-    stub.__name__ = stub.__qualname__ = name
-    return stub
-
-
-def disable(paths: list[str]) -> None:
-    """Replace each mlcourse object at a dotted path, wherever a loaded mlcourse module holds it, by a stub."""
-    for path in paths:
-        module_name, name = path.rsplit(".", 1)
-        original = getattr(importlib.import_module(module_name), name)
-        stub = _unavailable(name)
-        for mod_name, mod in list(sys.modules.items()):
-            if mod_name.split(".")[0] == "mlcourse" and getattr(mod, name, None) is original:
-                setattr(mod, name, stub)
 
 
 def encode_args(args) -> list:
@@ -55,11 +50,40 @@ def encode_call(key: str, call) -> dict:
 
 def _adapter(name: str):
     """The kernel-side adapter of that name (mlcourse.grading.adapters), which calls the graded function."""
-    from mlcourse.grading import adapters
+    adapters = ADAPTERS
+    if adapters is None:
+        from mlcourse.grading import adapters as module
 
-    if name not in adapters.__all__:
+        adapters = vars(module)
+    if name not in adapters["__all__"]:
         raise ValueError(f"no adapter {name!r} in mlcourse.grading.adapters")
-    return getattr(adapters, name)
+    return adapters[name]
+
+
+def _foreign(obj) -> bool:
+    """Whether `obj` comes from code outside the interpreter's libraries (a notebook's cell, a file it wrote)."""
+    if isinstance(obj, type):
+        return any(_foreign(v) for c in obj.__mro__ for v in vars(c).values() if hasattr(v, "__code__"))
+    code = getattr(obj, "__code__", None) or getattr(getattr(obj, "__func__", None), "__code__", None)
+    if code is not None:  # compiled extensions (Cython) name their files relative to the library
+        name = code.co_filename
+        return name.startswith("<") or (os.path.isabs(name) and not name.startswith(LIBRARIES))
+    return type(obj).__module__ != "builtins" or not callable(obj)
+
+
+def tampered() -> list[str]:
+    """The names in WATCHED whose objects the notebook's code replaced (a module not imported is left alone)."""
+    found = []
+    for path in WATCHED:
+        module, *names = path.split(".")
+        obj = sys.modules.get(module)
+        if obj is None:
+            continue
+        for name in names:
+            obj = getattr(obj, name, None)
+        if obj is None or _foreign(obj):
+            found.append(path)
+    return found
 
 
 def _decode(arg):
@@ -190,7 +214,17 @@ def load_calls(inputs_path: str, results_dir: str, time_limit: float, namespace:
     """Kernel side: load the grader's calls, to be made one at a time by `run_call`, each in a cell of its own."""
     calls = torch.load(inputs_path, weights_only=True)["calls"]
     _STATE.update(calls={c["key"]: c for c in calls}, results=results_dir, limit=time_limit, namespace=namespace,
-                  errors={}, timed_out=set())
+                  errors={}, timed_out=set(), tampered=[])
+    _note_tampering()
+
+
+def _note_tampering() -> None:
+    """Write tampered.json when the notebook's code has replaced more of what the calls rely on."""
+    found = tampered()
+    if len(found) > len(_STATE["tampered"]):
+        _STATE["tampered"] = found
+        with open(os.path.join(_STATE["results"], "tampered.json"), "w") as f:
+            json.dump(found, f)
 
 
 def run_call(key: str) -> None:
@@ -204,12 +238,14 @@ def run_call(key: str) -> None:
         if not callable(function):
             raise NameError(f"{name} is not defined in the notebook" if function is None else f"{name} is not a function")
         tensors = call_one(function, call, _STATE["limit"])
+        _note_tampering()
         torch.save({f"{key}:{i}": t for i, t in enumerate(tensors)}, os.path.join(results, f"{key}.pt"))
         return
     except BaseException as err:  # SystemExit, CallTimeout, KeyboardInterrupt included: the call failed
         errors[key] = short_error(err)
         if isinstance(err, CallTimeout):
             _STATE["timed_out"].add(name)
+    _note_tampering()
     path = os.path.join(results, "errors.json")
     with open(path + ".tmp", "w") as f:
         json.dump(errors, f)

@@ -5,8 +5,11 @@ of its own); a read-only view of the system's libraries, the interpreter and its
 environment, the course package (the per-run copy with the references stubbed out) and the data;
 a private home (the scratch folder, the only writable place besides a private /tmp); a fresh /proc
 that shows the sandbox's processes only; an environment made of the variables given here and
-nothing else. The grader talks to the kernel over ZMQ's ipc transport: Unix sockets in a
-per-submission folder bound at the same path inside, so no TCP port is shared between the two.
+nothing else. The sandbox's own root and /dev are read-only, and /dev/shm is a tmpfs of a fixed size
+(files there are in no process's memory and in no folder that the disk watcher sees). The grader's
+inputs come through a folder that is read-only inside. The grader talks to the kernel over ZMQ's ipc
+transport: Unix sockets in a per-submission folder bound at the same path inside, so no TCP port is
+shared between the two.
 
 Killing the bwrap process that the grader started ends the sandbox's PID namespace, and with it
 every process the submission started, double-forked or not.
@@ -23,6 +26,7 @@ from pathlib import Path
 HOME = "/home/student"  # the scratch folder, as the kernel sees it
 COURSE = "/opt/course"  # holds the per-run copy of the mlcourse package (PYTHONPATH)
 DATA = "/opt/data"  # MLCOURSE_DATA inside
+INPUTS = "/opt/inputs"  # the grader's inputs for the calls, read-only inside
 TMP = "/tmp"
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "nsswitch.conf")
 
@@ -83,20 +87,25 @@ class Sandbox:
     comm: Path  # writable, at the same path: the kernel's connection file and ipc sockets
     course: Path  # read-only, at COURSE: holds the mlcourse package the kernel imports
     data: str | None = None  # read-only, at DATA
+    inputs: Path | None = None  # read-only, at INPUTS: written by the grader only
     env: dict[str, str] = field(default_factory=dict)
+    shm_mb: int = 256  # the size of /dev/shm, a tmpfs that no memory or disk limit counts
 
     def argv(self) -> list[str]:
         """The bwrap command line that runs a program inside the sandbox (the program's argv follows)."""
         args = [bwrap() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534",
                 "--gid", "65534", "--hostname", "sandbox", *_system_binds()]
-        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.tmp), TMP]
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.shm_mb * 2**20), "--tmpfs", "/dev/shm",
+                 "--remount-ro", "/dev", "--bind", str(self.tmp), TMP]
         for d in _interpreter_dirs():  # after /tmp: a checkout (and its .venv) may itself live under /tmp
             args += ["--ro-bind", d, d]
         args += ["--bind", str(self.home), HOME, "--ro-bind", str(self.course), COURSE,
                  "--bind", str(self.comm), str(self.comm)]
         if self.data:
             args += ["--ro-bind", self.data, DATA]
-        args += ["--chdir", HOME, "--clearenv"]
+        if self.inputs:
+            args += ["--ro-bind", str(self.inputs), INPUTS]
+        args += ["--remount-ro", "/", "--chdir", HOME, "--clearenv"]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         return args + ["--"]

@@ -18,6 +18,14 @@ TRICK_NAMES = {"__import__", "reload", "exec", "eval", "compile", "__builtins__"
 TRICK_ATTRIBUTES = {"__import__", "reload", "__globals__", "__code__", "__closure__", "__subclasses__",
                     "__builtins__", "get_objects", "get_referrers", "import_module"}
 TRICK_MODULES = {"importlib", "runpy", "imp"}
+# The grader's own code in the kernel, and ways to reach it or what it relies on: a notebook never needs them.
+GRADER_MODULE = "mlcourse.grading"  # of which a notebook may use `visible` only
+GRADER_ALLOWED = {"mlcourse.grading.visible"}
+GRADER_NAMES = {"_grading_harness", "_grading_adapters", "run_call", "load_calls", "call_one", "call_all", "run_calls",
+                "outputs_gradients_inputs", "mlp_adapt", "mlp_meta_loss", "mlp_reptile_update"}
+FRAME_ATTRIBUTES = {"_getframe", "currentframe", "f_back", "f_globals", "f_locals", "tb_frame", "settrace",
+                    "setprofile", "user_ns", "user_global_ns"}
+GRADER_MODULES = {"builtins", "ctypes", "__main__"}  # change what the harness relies on, or reach its namespace
 
 
 @dataclass
@@ -27,6 +35,7 @@ class Finding:
     cell: int  # 1-based position among all cells of the notebook
     what: str
     function: str | None
+    grader: bool = False  # reaches for the grader's code rather than a reference implementation
 
 
 def python_source(source: str) -> str:
@@ -75,10 +84,17 @@ class _Screen(ast.NodeVisitor):
         self.names, self.paths, self.modules, self.objects = refs.names, refs.paths, refs.modules, refs.objects
         self.aliases = {}  # local name -> the module path it was imported as (across cells)
 
-    def flag(self, what: str, function: str | None) -> None:
-        self.findings.append(Finding(self.cell, what, function))
+    def flag(self, what: str, function: str | None, grader: bool = False) -> None:
+        self.findings.append(Finding(self.cell, what, function, grader))
+
+    def _grader_flag(self, module: str, how: str) -> None:
+        if module.split(".")[0] in GRADER_MODULES:
+            self.flag(f"{how} {module}, through which the grader's code can be changed or reached", None, True)
+        elif (module == GRADER_MODULE or module.startswith(GRADER_MODULE + ".")) and module not in GRADER_ALLOWED:
+            self.flag(f"{how} {module}, the grader's code", None, True)
 
     def _module_flag(self, module: str, how: str) -> None:
+        self._grader_flag(module, how)
         for ref_module, fn_name in self.modules.items():
             if module == ref_module or module.startswith(ref_module + "."):
                 self.flag(f"{how} {module}, which holds the reference of {fn_name}", fn_name)
@@ -95,10 +111,13 @@ class _Screen(ast.NodeVisitor):
     def visit_ImportFrom(self, node):
         module = node.module or ""
         if node.level == 0:
+            self._grader_flag(module, "imports from")
             if module.split(".")[0] in TRICK_MODULES or any(a.name == "*" for a in node.names):
                 self._module_flag(module, "imports from")  # a star import brings the reference in too
             for alias in node.names:
                 full = f"{module}.{alias.name}"
+                if module == GRADER_MODULE:
+                    self._grader_flag(full, "imports")
                 obj = _resolve(module, alias.name)
                 if full in self.paths or (obj is not None and id(obj) in self.objects):
                     fn_name = self.paths.get(full) or self.objects[id(obj)]
@@ -111,6 +130,10 @@ class _Screen(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _name(self, name: str, kind: str) -> None:
+        if name in GRADER_NAMES or (kind == "attribute" and name in FRAME_ATTRIBUTES):
+            self.flag(f"uses {name}, which reaches the grader's code in the kernel", None, True)
+        if name == "grading" and kind == "attribute":
+            self.flag("uses the attribute grading, the grader's code", None, True)
         if name in self.names:
             self.flag(f"uses {name}, the reference of {self.names[name]}", self.names[name])
         if (kind == "name" and name in TRICK_NAMES) or (kind == "attribute" and name in TRICK_ATTRIBUTES):
@@ -122,6 +145,8 @@ class _Screen(ast.NodeVisitor):
     def visit_Attribute(self, node):
         self._name(node.attr, "attribute")
         dotted = _dotted(node, self.aliases)
+        if dotted and dotted.startswith(GRADER_MODULE + "."):
+            self._grader_flag(".".join(dotted.split(".")[:3]), "uses")
         if dotted in self.paths:
             self.flag(f"uses {dotted}, the reference of {self.paths[dotted]}", self.paths[dotted])
         if node.attr == "modules" and isinstance(node.value, ast.Name) and node.value.id == "sys":

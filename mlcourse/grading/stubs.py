@@ -2,8 +2,9 @@
 
 The student's kernel imports this copy (and, in the sandbox, sees no other): its source holds no
 reference implementation, so an alias, a reload, a copy of a module file under another name or a
-child `python -c "import mlcourse..."` finds only the stub, which raises. The grader's own checks
-(`mlcourse/grading/checks/`) are left out of the copy.
+child `python -c "import mlcourse..."` finds only the stub, which raises. Of `mlcourse.grading`, the copy
+holds only what a notebook may use (`visible`): the grader's checks, harness and adapters are not there
+to be read or patched (the grader sends the harness's source after the student's cells).
 """
 
 import ast
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import mlcourse
 
+KERNEL_GRADING = {"__init__.py", "visible.py"}  # all of mlcourse.grading that the kernel's copy holds
 MESSAGE = "{name} from mlcourse is not available during grading: the graded function must be your own code"
 
 
@@ -68,7 +70,12 @@ def defining_file(path: str) -> tuple[Path, str]:
 def stubbed_package(dest: Path, paths) -> Path:
     """Write `dest`/mlcourse, a copy of the package with the objects at the dotted `paths` stubbed; returns `dest`."""
     package = Path(mlcourse.__file__).resolve().parent
-    shutil.copytree(package, dest / "mlcourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "checks"))
+
+    def ignore(folder, names):
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+        return skip | (set(names) - KERNEL_GRADING if Path(folder) == package / "grading" else set())
+
+    shutil.copytree(package, dest / "mlcourse", ignore=ignore)
     by_file: dict[Path, set[str]] = {}
     for path in paths:
         rel, name = defining_file(path)

@@ -62,6 +62,13 @@ def episode_accuracy(predictions, query_y):
 '''
 
 
+def bare_cells(text: str) -> str:
+    """A notebook's JSON with the cells' metadata, outputs and execution counts left out (Jupyter opens it)."""
+    nb = json.loads(text)
+    nb["cells"] = [{k: v for k, v in c.items() if k in ("cell_type", "source")} for c in nb["cells"]]
+    return json.dumps(nb)
+
+
 def hostile(out_dir: Path, submissions_dir: Path) -> dict[str, str | bytes]:
     """Submissions (name -> notebook text or raw bytes) and, in EXPECTED, their grade and status."""
     s = solution_sources()
@@ -122,6 +129,7 @@ def hostile(out_dir: Path, submissions_dir: Path) -> dict[str, str | bytes]:
             "    ep = Episode(support_x, support_y, query_x, support_y[:1].repeat(len(query_x)), n_way, 1, 1)\n"
             "    return PixelNearestNeighbour().predict(ep).argmax(-1)"))),
         "import_trick": notebook(*functions(), "import importlib, mlcourse.data\nimportlib.reload(mlcourse.data)"),
+        "bare_cells": bare_cells(SOLUTION.read_text()),
         "partly_wrong": notebook(*functions(sample_episode=GLOBAL_RNG_SAMPLER, nearest_neighbour_predict=WRONG_NEAREST,
                                             episode_accuracy=PERCENT_ACCURACY)),
     }
@@ -147,5 +155,6 @@ EXPECTED = {
     "file_vandal": (15, "ok"),
     "uses_reference": (9, "flagged: uses the reference implementation (nearest_neighbour_predict)"),
     "import_trick": (15, "flagged: uses the reference implementation"),  # advice: the reload finds stubs only
+    "bare_cells": (15, "ok"),  # cells without metadata or outputs: normalised, not a grader error
     "partly_wrong": None,
 }

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mlcourse.grading import report
-from mlcourse.grading.checks import build
+from mlcourse.grading.checks import build, default_seed, grader_secret
 from mlcourse.grading.grader import grade, parse_notebook, read_results, resolve_limits
 from mlcourse.grading.kernel import Limits
 from tests.grading.checks.notebooks import GradedSet
@@ -67,7 +67,8 @@ def test_each_bad_submission_gets_its_grade_and_status(graded, student):
 def test_a_partly_wrong_submission_gets_what_its_functions_earn(graded):
     ns = {}
     exec("import torch\n" + GLOBAL_RNG_SAMPLER + WRONG_NEAREST + PERCENT_ACCURACY, ns)
-    expected = GradedSet(EXERCISE).results(ns, time_limit=5)
+    seed = default_seed(EXERCISE, grader_secret())  # the grader's inputs: from this installation's secret
+    expected = GradedSet(EXERCISE, seed).results(ns, time_limit=5)
     g = graded["results"]["partly_wrong"]
     assert [r.points for r in g.results] == [r.points for r in expected]
     assert 0 < g.total < 15
@@ -169,3 +170,21 @@ def test_limits_come_from_the_exercise_set_unless_given():
     assert resolve_limits(ex, None) == Limits(timeout=180, cell_timeout=60, call_timeout=10)
     assert resolve_limits(ex, {"memory_mb": 900}).memory_mb == 900 and resolve_limits(ex, {}).timeout == 180
     assert resolve_limits(ex, LIMITS) is LIMITS
+
+
+def test_results_are_read_from_regular_files_only_and_bounded_in_elements(tmp_path):
+    """A few hundred bytes holding a stride-0 tensor would expand to gigabytes in the grader; links and FIFOs are
+    never followed nor opened (a FIFO would block the grader)."""
+    import os
+
+    torch.save({"c0:0": torch.zeros(1).expand(2**31)}, tmp_path / "c0.pt")  # 8 GiB as float32 once expanded
+    assert (tmp_path / "c0.pt").stat().st_size < 2000
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere.pt"
+    torch.save({"c1:0": torch.ones(2)}, elsewhere)
+    (tmp_path / "c1.pt").symlink_to(elsewhere)
+    os.mkfifo(tmp_path / "c2.pt")
+    (tmp_path / "errors.json").symlink_to(elsewhere)
+    torch.save({"c3:0": torch.arange(4).float()}, tmp_path / "c3.pt")
+    outputs, errors = read_results(tmp_path, ["c0", "c1", "c2", "c3"])
+    assert sorted(outputs) == ["c3"] and outputs["c3"][0].tolist() == [0, 1, 2, 3]
+    assert "elements" in errors["c0"]

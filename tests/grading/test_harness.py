@@ -1,9 +1,9 @@
-"""The code that runs in the student's kernel: calls, limits, plain tensors out, references disabled."""
+"""The code that runs in the student's kernel: calls, limits, plain tensors out, and tampering found."""
 
 import json
-import subprocess
 import sys
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -92,12 +92,72 @@ def test_run_calls_writes_tensors_and_errors(tmp_path):
         "c1": "AttributeError: 'int' object has no attribute 'y'"}
 
 
-def test_disable_replaces_references_everywhere_mlcourse_holds_them():
-    code = ("from mlcourse.grading.harness import disable\n"
-            "import mlcourse.data, mlcourse.data.episodes, mlcourse.methods.nearest as n\n"
-            "disable(['mlcourse.data.episodes.EpisodeSampler', 'mlcourse.methods.nearest.min_per_class'])\n"
-            "from mlcourse.data import EpisodeSampler\n"
-            "for f in (EpisodeSampler, mlcourse.data.episodes.EpisodeSampler, n.min_per_class):\n"
-            "    try:\n        f(1, 2, 3)\n    except RuntimeError as err:\n        print(err)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.count("not available during grading") == 3
+SET05 = "05_black_box"
+FORGERY_NEEDS = 60  # seconds: a small set 05 notebook, three kernels at most two at a time
+# two mistakes of one point each: the order from torch's global random state, and an input changed in place
+CARELESS_SEQUENCES = '''
+def build_sequences(support_z, support_y, query_z, n_way, generator):
+    order = torch.randperm(len(support_y))
+    labels = F.one_hot(support_y, n_way).to(support_z.dtype)
+    support = torch.cat([support_z, labels], dim=1)[order]
+    query = torch.cat([query_z, query_z.new_zeros(len(query_z), n_way)], dim=1)
+    result = torch.cat([support.expand(len(query_z), -1, -1), query[:, None]], dim=1)
+    support_z.zero_()
+    return result
+'''
+PATCHES_HARNESS = '''
+import mlcourse.grading.harness as H
+import mlcourse.grading.adapters as A
+_call_one, _report = H.call_one, A.outputs_gradients_inputs
+
+def call_one(function, call, time_limit):  # the global random state seeded from the generator's seed
+    seeds = [a["generator_seed"] for a in call["args"] if isinstance(a, dict)]
+    return _call_one(function, {**call, "global_seed": seeds[0]} if seeds else call, time_limit)
+
+def outputs_gradients_inputs(function, n_args, *rest):  # the inputs reported as they were before the call
+    before = [a.clone() for a in rest[:n_args] if isinstance(a, torch.Tensor)]
+    out = _report(function, n_args, *rest)
+    return (*out[:len(out) - len(before)], *before)
+
+H.call_one, A.outputs_gradients_inputs = call_one, outputs_gradients_inputs
+'''
+PATCHES_TORCH = '''
+_manual_seed = torch.manual_seed
+
+class Generator(torch.Generator):  # every generator the grader makes seeds the global state too
+    def manual_seed(self, seed):
+        _manual_seed(seed)
+        return super().manual_seed(seed)
+
+torch.Generator, torch.manual_seed = Generator, lambda seed: None
+'''
+
+
+def test_a_submission_that_patches_the_grader_wins_nothing_and_is_flagged(tmp_path):
+    from mlcourse.grading.grader import grade
+    from tests.grading.checks.notebooks import cells
+    from tests.grading.corpus import SANDBOXED
+
+    sources = {c.source.split("def ")[1].split("(")[0]: c.source for c in cells("solutions", SET05)
+               if c.cell_type == "code" and c.source.startswith("def ")}
+    others = [sources[f] for f in ("causal_mask", "causal_attention", "query_loss")]
+    head = "import math\nimport torch\nimport torch.nn.functional as F"
+    subs = {"careless": [head, CARELESS_SEQUENCES, *others],
+            "patches_harness": [head, PATCHES_HARNESS, CARELESS_SEQUENCES, *others],
+            "patches_torch": [head, PATCHES_TORCH, CARELESS_SEQUENCES, *others]}
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name, code in subs.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in code])
+        (folder / f"{name}.ipynb").write_text(nbformat.writes(nb))
+    _, graded, _ = grade(folder, SET05, {"timeout": FORGERY_NEEDS}, jobs=2, echo=lambda *a: None,
+                         sandboxed=SANDBOXED)
+    g = {x.student: x for x in graded}
+    assert g["careless"].total == 18 and g["careless"].status_text == "ok", g["careless"].status_text
+    patched = g["patches_harness"]
+    assert patched.total == 18, [(r.name, r.message) for r in patched.results if r.message]
+    assert "flagged: reaches for the grader's code" in patched.status_text, patched.status_text
+    assert any("mlcourse.grading" in n for n in patched.notes), patched.notes
+    forged = g["patches_torch"]
+    assert "flagged: changed what the grader's calls rely on (torch.Generator, torch.manual_seed)" \
+        in forged.status_text, forged.status_text

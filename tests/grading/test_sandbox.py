@@ -177,6 +177,32 @@ class Leak_0_1234_5678Error(Exception):
 def episode_loss(support, support_y, query, query_y, n_way):
     raise Leak_0_1234_5678Error(stash + gathered(support, query))
 '''
+
+# the results folder's name (today: results-<the marker's value>, which the kernel can read in its environment), taken
+# before the grader makes it: a link to a host folder, or a FIFO; and a thread that swaps any results folder that
+# appears for a link, or fills it with FIFOs named as the grader's files
+RESULTS_ATTACK = '''
+import glob, os, threading, time
+home, target = os.path.expanduser("~"), {target!r}
+name = os.path.join(home, "results-" + os.environ.get("MLCOURSE_GRADING", ""))
+os.mkfifo(name) if {how!r} == "os.mkfifo" else os.symlink(target, name)
+
+def attack():
+    for _ in range(200000):
+        for folder in glob.glob(os.path.join(home, "results-*")):
+            try:
+                if {how!r} == "os.mkfifo":
+                    for f in ("inputs.pt", "errors.json", *("c%d.pt" % i for i in range(40))):
+                        os.mkfifo(os.path.join(folder, f))
+                elif not os.path.islink(folder):
+                    os.rename(folder, folder + ".old")
+                    os.symlink(target, folder)
+            except OSError:
+                pass
+        time.sleep(0.0005)
+
+threading.Thread(target=attack, daemon=True).start()
+'''
 CMDLINE = '''
 import glob
 lines = []
@@ -218,6 +244,10 @@ def graded(tmp_path_factory):
             "    if any(w in cmdlines for w in ('--bind', '--setenv', '--ro-bind', '.venv', 'MLCOURSE', '/opt/data',\n"
             "                                   'shared/data', '/work/')):\n"
             "        raise ValueError('the command lines show the grader')"))
+        target = base / "host_folder"
+        target.mkdir(mode=0o755)
+        subs["results_link"] = notebook(RESULTS_ATTACK.format(target=str(target), how="os.symlink"), *SOLUTION)
+        subs["results_fifo"] = notebook(RESULTS_ATTACK.format(target=str(target), how="os.mkfifo"), *SOLUTION)
     (base / "secret.txt").write_text("TOP-SECRET-FILE-CONTENT-7c1e")
     for name, text in subs.items():
         (subs_dir / f"{name}.ipynb").write_text(text)
@@ -361,3 +391,34 @@ def test_feedback_never_carries_the_graders_secrets(graded):
     found = sorted(f for f in forbidden if f and f in mine)
     assert found == [], found
     assert all(f not in text for f in (SECRET, "TOP-SECRET-FILE-CONTENT-7c1e", str(graded["subs"])))
+
+
+@needs_sandbox
+def test_the_sandboxs_tmpfs_mounts_have_a_size_and_its_root_is_read_only(tmp_path):
+    """Files in a tmpfs are in no process's memory and in no watched folder: /dev/shm gets a size of its own, and
+    the sandbox's root and /dev (tmpfs made by bwrap) take no files."""
+    from mlcourse.grading.sandbox import Sandbox
+
+    folders = {name: tmp_path / name for name in ("home", "tmp", "comm", "course")}
+    for folder in folders.values():
+        folder.mkdir()
+    box = Sandbox(**folders, shm_mb=4)
+    script = ("head -c 5000000 /dev/zero > /dev/shm/fill; echo shm $(stat -c %s /dev/shm/fill); "
+              "for d in / /dev /opt; do touch $d/x 2>/dev/null && echo wrote $d; done; true")
+    done = subprocess.run([*box.argv(), "/bin/sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split("shm ")[1].split()[0]) <= 4 * 2**20, done.stdout
+    assert "wrote" not in done.stdout, done.stdout
+
+
+@needs_sandbox
+@pytest.mark.parametrize("student", ["results_link", "results_fifo"])
+def test_the_results_folder_is_no_door_out_of_the_sandbox(graded, student):
+    """A link or a FIFO where the grader reads the results, or a results folder swapped for a link while the calls
+    run: the grader changes and writes nothing outside the sandbox, never blocks, and shows none of its paths."""
+    target = graded["base"] / "host_folder"
+    assert list(target.iterdir()) == [] and (target.stat().st_mode & 0o777) == 0o755
+    g = graded["results"][student]
+    assert g.seconds < LIMITS.timeout and "grader error" not in g.status_text, g.status_text
+    shown = " ".join([g.status_text, *g.notes, *(r.message for r in g.results)])
+    assert "mlcourse-grade" not in shown and str(graded["base"]) not in shown, shown

@@ -60,3 +60,24 @@ def test_findings_name_their_cell_and_markdown_is_ignored():
              {"cell_type": "code", "source": ["from mlcourse.data ", "import EpisodeSampler"]}]
     found = screen(cells, EXERCISE)
     assert {f.cell for f in found} == {3} and all(f.function == "sample_episode" for f in found)
+
+
+@pytest.mark.parametrize("source", [
+    "import mlcourse.grading.harness as h\nh.call_one = lambda *a: None",
+    "from mlcourse.grading import adapters",
+    "from mlcourse.grading.adapters import outputs_gradients_inputs",
+    "import mlcourse\nmlcourse.grading.harness.run_call = print",
+    "import mlcourse as m\nh = getattr(m, 'grading')",
+    "_grading_harness['run_call'] = print",
+    "import sys\nns = sys._getframe(1).f_globals",
+    "import inspect\nns = inspect.currentframe().f_back.f_locals",
+    "import builtins\nbuiltins.open = print",
+    "import ctypes",
+    "ns = get_ipython().user_ns",
+])
+def test_reaching_for_the_graders_code_flags_every_function_with_the_reason(source):
+    """A submission never needs the grader's modules nor another frame's variables: whatever reaches for them is
+    shown to the instructor, with the reason."""
+    reasons = flagged(source)
+    assert set(reasons) == {fn.name for fn in EXERCISE.functions}, reasons
+    assert all("grader" in r for r in reasons.values()), reasons
