@@ -132,8 +132,6 @@ class _Screen(ast.NodeVisitor):
     def _name(self, name: str, kind: str) -> None:
         if name in GRADER_NAMES or (kind == "attribute" and name in FRAME_ATTRIBUTES):
             self.flag(f"uses {name}, which reaches the grader's code in the kernel", None, True)
-        if name == "grading" and kind == "attribute":
-            self.flag("uses the attribute grading, the grader's code", None, True)
         if name in self.names:
             self.flag(f"uses {name}, the reference of {self.names[name]}", self.names[name])
         if (kind == "name" and name in TRICK_NAMES) or (kind == "attribute" and name in TRICK_ATTRIBUTES):
@@ -163,6 +161,8 @@ class _Screen(ast.NodeVisitor):
         if (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2
                 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
             self._name(node.args[1].value, "attribute")
+            if node.args[1].value == "grading":
+                self.flag("uses getattr(..., 'grading'), the grader's code", None, True)
         self.generic_visit(node)
 
 

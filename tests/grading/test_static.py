@@ -43,6 +43,7 @@ def test_import_tricks_void_every_function(source):
 @pytest.mark.parametrize("source", [
     "import torch\nfrom mlcourse import mean_ci, seed_everything\nfrom mlcourse.data import load_omniglot",
     "from mlcourse.grading.visible import check\nfrom mlcourse.data import Episode",
+    "import mlcourse.grading.visible\nmlcourse.grading.visible.check(True, 'fine')",
     "accuracy = (pred == y).float().mean()\ndef episode_accuracy(p, y): return (p == y).float().mean()",
     "model = torch.compile(model)\n%timeit f()\n!ls",
     "def broken(:\n",  # a syntax error is not a finding (the cell fails when it runs)
