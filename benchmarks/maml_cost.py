@@ -133,6 +133,8 @@ def main() -> None:
     for method, inner_batch in (("maml", 0), ("fomaml", 0), ("reptile", 0), ("reptile", 5)):
         for inner_steps in (1, 2, 5, 10):
             results.append(measure(method, inner_steps, "mlcourse", n_steps, inner_batch))
+    for r in results:
+        r["inner_images"] = inner_images(r)
     memory = "GPU memory allocated" if device.type == "cuda" else "process resident memory, data included"
     lines = [f"Device: {device} ({name}, {torch.get_num_threads()} CPU threads); torch {torch.__version__}; "
              f"load average before the run {load:.1f} (above 0.5: other jobs shared the CPU); "
@@ -140,7 +142,7 @@ def main() -> None:
              "5-way 1-shot, 5 queries per class, meta-batch 8, conv4 (Finn et al.), Adam on theta.", "",
              f"| method | implementation | images an inner step | inner steps | ms per meta-step | "
              f"MB saved for backward | peak MB ({memory}) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['impl']} | {inner_images(r)} | {r['inner_steps']} | {r['ms']:.0f} | "
+    lines += [f"| {r['method']} | {r['impl']} | {r['inner_images']} | {r['inner_steps']} | {r['ms']:.0f} | "
               f"{r['saved_mb']:.1f} | {r['peak_mb']:,.0f} |" for r in results]
     out = Path(__file__).parent / "results" / f"maml-cost-{device.type}"
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
