@@ -105,3 +105,18 @@ class EpisodeSampler(SeededSampler):
             n_way=self.n_way, k_shot=k, n_query=self.n_query,
             classes=classes,
         )
+
+
+class VaryingShotSampler(EpisodeSampler):
+    """Episodes whose K is drawn uniformly from `k_shot..max_k_shot` for each meta-batch (one K per batch,
+    so that its episodes stack). Trains a learner for every K it will meet at test time."""
+
+    def __init__(self, images: torch.Tensor, n_way: int, k_shot: int, max_k_shot: int, n_query: int, seed: int = 0):
+        if max_k_shot < k_shot:
+            raise ValueError(f"max_k_shot={max_k_shot} must be at least k_shot={k_shot}")
+        super().__init__(images, n_way, max_k_shot, n_query, seed)  # checks that the largest K fits
+        self.min_k_shot, self.max_k_shot = k_shot, max_k_shot
+
+    def sample(self, meta_batch_size: int | None = None) -> Episode:
+        self.k_shot = int(torch.randint(self.min_k_shot, self.max_k_shot + 1, (), generator=self.generator))
+        return super().sample(meta_batch_size)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mlcourse.data import EpisodeSampler
+from mlcourse.data.episodes import VaryingShotSampler
 
 
 def ids(x):
@@ -68,6 +69,33 @@ def test_bad_sizes_are_clear_errors(numbered_images):
         EpisodeSampler(numbered_images, 31, 1, 1)
     with pytest.raises(ValueError, match="k_shot=5 \\+ n_query=16"):
         EpisodeSampler(numbered_images, 5, 5, 16)
+
+
+def test_varying_shot_batches_draw_every_k_in_range_and_stay_disjoint(numbered_images):
+    s = VaryingShotSampler(numbered_images, 5, 1, 4, n_query=3, seed=0)
+    shots = []
+    for _ in range(60):
+        batch = s.sample(2)
+        k = batch.k_shot
+        shots.append(k)
+        assert batch.support_x.shape == (2, 5 * k, 1, 2, 2) and batch.query_x.shape == (2, 15, 1, 2, 2)
+        assert torch.equal(batch.support_y[0], torch.arange(5).repeat_interleave(k))
+        for i in range(2):
+            seen = ids(batch.support_x[i]).tolist() + ids(batch.query_x[i]).tolist()
+            assert len(set(seen)) == len(seen)  # support and query never share an image
+    assert set(shots) == {1, 2, 3, 4}
+    state = s.state_dict()
+    expected = s.sample(3)
+    s.load_state_dict(state)
+    again = s.sample(3)
+    assert again.k_shot == expected.k_shot and torch.equal(again.support_x, expected.support_x)
+
+
+def test_varying_shot_sizes_are_checked_for_the_largest_k(numbered_images):
+    with pytest.raises(ValueError, match="max_k_shot=1 must be at least k_shot=2"):
+        VaryingShotSampler(numbered_images, 5, 2, 1, n_query=3)
+    with pytest.raises(ValueError, match="k_shot=18 \\+ n_query=3"):
+        VaryingShotSampler(numbered_images, 5, 1, 18, n_query=3)
 
 
 def test_real_omniglot_episode(vinyals_train):
