@@ -42,9 +42,9 @@ class History:
     wall_s: float = 0.0  # seconds spent training, the parts before a resume included
 
 
-def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, device=None,
-             progress: bool = False) -> tuple[float, float]:
-    """Mean score (accuracy, or MSE) over `n_episodes` episodes and its 95% confidence interval."""
+def episode_scores(method: Method, sampler, n_episodes: int = 600, batch: int = 20, device=None,
+                   progress: bool = False) -> list[float]:
+    """The score (accuracy, or MSE) of each of `n_episodes` episodes from `sampler`, in eval mode."""
     device = device or next(method.parameters(), torch.empty(0)).device
     keep_freed_memory()
     was_training = method.training
@@ -56,7 +56,13 @@ def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, de
             scores += method.score(sampler.sample(size).to(device)).tolist()
             bar.update(size)
     method.train(was_training)
-    return mean_ci(scores)
+    return scores
+
+
+def evaluate(method: Method, sampler, n_episodes: int = 600, batch: int = 20, device=None,
+             progress: bool = False) -> tuple[float, float]:
+    """Mean score (accuracy, or MSE) over `n_episodes` episodes and its 95% confidence interval."""
+    return mean_ci(episode_scores(method, sampler, n_episodes, batch, device, progress))
 
 
 def _validate(method, val_sampler, config, device) -> tuple[float, float]:
@@ -203,13 +209,28 @@ def evaluate_settings(method: Method, images: torch.Tensor, settings=STANDARD_SE
     """Test accuracy (mean, 95% CI) for each (n_way, k_shot) setting, on the same seeded episodes each time.
 
     Queries: 15 per class for 5-way, 5 per class for 20-way (the mean is unbiased either way; fewer
-    queries keep 20-way evaluation affordable on a CPU). Methods that embed each image on its own
+    queries keep 20-way evaluation affordable on a CPU), fewer where K leaves fewer of a class's 20 images. Methods that embed each image on its own
     (chapters 2-4, in eval mode) get every image embedded once, which gives the same predictions
     as embedding each episode, many times faster.
+    """
+    scores = settings_scores(method, images, settings, n_episodes, seed, device)
+    return {setting: mean_ci(s) for setting, s in scores.items()}
+
+
+def settings_scores(method: Method, images: torch.Tensor, settings=STANDARD_SETTINGS, n_episodes: int = 600,
+                    seed: int = 0, device=None) -> dict:
+    """Each episode's accuracy for each (n_way, k_shot) setting: {(n_way, k_shot): [n_episodes floats]}.
+
+    Every setting draws its episodes from `seed`, and whatever else is random in a prediction (a black box's
+    support order) from torch's global generator seeded with `seed` too, restored afterwards: the same
+    call gives the same scores, and its first episodes do not depend on `n_episodes`.
     """
     data = embed_all(method, images, device) if hasattr(method, "embed") else images
     results = {}
     for n_way, k_shot in settings:
-        sampler = EpisodeSampler(data, n_way, k_shot, n_query=15 if n_way <= 5 else 5, seed=seed)
-        results[n_way, k_shot] = evaluate(method, sampler, n_episodes, device=device)
+        n_query = min(15 if n_way <= 5 else 5, data.shape[1] - k_shot)  # K = 19: one query per class is all there is
+        sampler = EpisodeSampler(data, n_way, k_shot, n_query, seed=seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            results[n_way, k_shot] = episode_scores(method, sampler, n_episodes, device=device)
     return results

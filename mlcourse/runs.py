@@ -37,6 +37,8 @@ class Run:
     history: History
     made: dict  # steps, wall time, device, torch version, command, date
     loaded: bool  # True when replayed from the committed file, False when trained just now
+    config: RunConfig | None = None  # the settings it was made with
+    path: Path | None = None  # its file
 
 
 def registry(full: bool = False) -> dict[str, RunConfig]:
@@ -81,7 +83,7 @@ def replay(name: str, config: RunConfig, retrain: bool = False, device=None, ful
     state = None if retrain or not path.is_file() else load_checkpoint(path)  # the file is read once, here
     reason = _why_train(state, path, config, retrain)
     if reason is None:
-        run = _from_state(name, state, device)
+        run = _from_state(name, state, device, path)
         print(f"{name}: loaded the finished run made by `{run.made['command']}` "
               f"({_describe(run.made)}); MLCOURSE_RETRAIN=1 trains it again")
         return run
@@ -97,7 +99,7 @@ def replay_reference(name: str, config: RunConfig, device=None) -> Run:
     if reason is not None:
         raise RuntimeError(f"{name} is a reference run, trained for up to 45 minutes, and cannot be replayed: {reason}. "
                            f"Train it on the command line: python -m mlcourse runs {name} (--resume continues it)")
-    run = _from_state(name, state, device)
+    run = _from_state(name, state, device, path)
     print(f"{name}: loaded the reference run made by `{run.made['command']}` ({_describe(run.made)})")
     return run
 
@@ -142,10 +144,11 @@ def train_run(name: str, config: RunConfig, path: Path | None = None, device=Non
         "date": time.strftime("%Y-%m-%d"),
         "load": round(os.getloadavg()[0], 1),  # other work on the machine slows the wall time above
     }
-    save_run(path or run_path(name), method, history, config, made)
+    path = path or run_path(name)
+    save_run(path, method, history, config, made)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return Run(name, method, history, made, loaded=False)
+    return Run(name, method, history, made, loaded=False, config=config, path=path)
 
 
 def save_run(path: Path, method: Method, history: History, config: RunConfig, made: dict) -> None:
@@ -156,14 +159,16 @@ def save_run(path: Path, method: Method, history: History, config: RunConfig, ma
 
 def load_run(name: str, path: Path | None = None, device=None) -> Run:
     """The finished run `name` as saved (plain tensors and numbers only: nothing is unpickled)."""
-    return _from_state(name, load_checkpoint(path or run_path(name)), device)
+    path = path or run_path(name)
+    return _from_state(name, load_checkpoint(path), device, path)
 
 
-def _from_state(name: str, state: dict, device=None) -> Run:
-    method = configs.make_method(configs.from_dict(state["config"]))
+def _from_state(name: str, state: dict, device=None, path: Path | None = None) -> Run:
+    config = configs.from_dict(state["config"])
+    method = configs.make_method(config)
     method.load_state_dict(state["model"])
     method.to(get_device(device))
-    return Run(name, method, History(**state["history"]), state["made"], loaded=True)
+    return Run(name, method, History(**state["history"]), state["made"], loaded=True, config=config, path=path)
 
 
 def _describe(made: dict) -> str:
