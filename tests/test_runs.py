@@ -35,15 +35,23 @@ def test_each_run_is_committed_with_the_chapters_config(name):
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_the_first_steps_of_each_committed_run_are_reproduced_by_the_code(name):
-    """Retrain the first steps from the stored config: a stale or hand-edited run fails here."""
+    """Retrain the first steps from the stored config: a stale or hand-edited run fails here.
+
+    Float rounding differs between CPUs, thread counts and kernels, and training amplifies it step by
+    step (on another CPU, Reptile's loss moves by 1e-2 at step 2, the Siamese network's by 1e-2 by step
+    10): the first loss (data, initial weights, loss function) is compared as it is, the first
+    FIRST_STEPS (optimiser, learning rates) on their mean.
+    """
+    state = stored(name)
     config = REGISTRY[name]
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=FIRST_STEPS, val_every=0))
     seed_everything(config.train.seed)
     method, sampler, _ = configs.build(config, seed=config.train.seed)
     history = train(method, sampler, config.train, device="cpu", verbose=False)
-    expected = stored(name)["history"]["loss"][:FIRST_STEPS]
-    # float noise between CPUs stays far below this; a change of the method's code or of the data does not
-    assert history.loss == pytest.approx(expected, rel=1e-3, abs=1e-5), name
+    expected = state["history"]["loss"][:FIRST_STEPS]
+    assert history.loss[0] == pytest.approx(expected[0], rel=1e-4, abs=1e-6), name
+    mean = sum(history.loss) / FIRST_STEPS
+    assert mean == pytest.approx(sum(expected) / FIRST_STEPS, rel=2e-2), name
 
 
 def test_the_runs_folder_stays_small():
