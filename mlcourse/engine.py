@@ -209,9 +209,9 @@ def evaluate_settings(method: Method, images: torch.Tensor, settings=STANDARD_SE
     """Test accuracy (mean, 95% CI) for each (n_way, k_shot) setting, on the same seeded episodes each time.
 
     Queries: 15 per class for 5-way, 5 per class for 20-way (the mean is unbiased either way; fewer
-    queries keep 20-way evaluation affordable on a CPU), fewer where K leaves fewer of a class's 20 images. Methods that embed each image on its own
-    (chapters 2-4, in eval mode) get every image embedded once, which gives the same predictions
-    as embedding each episode, many times faster.
+    queries keep 20-way evaluation affordable on a CPU), fewer where K leaves fewer of a class's 20 images.
+    Methods that embed each image on its own (chapters 2-5, in eval mode) get every image embedded once
+    when the episodes read more images than there are, which gives the same predictions, faster.
     """
     scores = settings_scores(method, images, settings, n_episodes, seed, device)
     return {setting: mean_ci(s) for setting, s in scores.items()}
@@ -225,11 +225,13 @@ def settings_scores(method: Method, images: torch.Tensor, settings=STANDARD_SETT
     support order) from torch's global generator seeded with `seed` too, restored afterwards: the same
     call gives the same scores, and its first episodes do not depend on `n_episodes`.
     """
-    data = embed_all(method, images, device) if hasattr(method, "embed") else images
+    queries = {(n, k): min(15 if n <= 5 else 5, images.shape[1] - k) for n, k in settings}  # fewer where K leaves fewer
+    images_read = n_episodes * sum(n * (k + q) for (n, k), q in queries.items())
+    embed_once = hasattr(method, "embed") and images_read > images.shape[0] * images.shape[1]
+    data = embed_all(method, images, device) if embed_once else images
     results = {}
     for n_way, k_shot in settings:
-        n_query = min(15 if n_way <= 5 else 5, data.shape[1] - k_shot)  # K = 19: one query per class is all there is
-        sampler = EpisodeSampler(data, n_way, k_shot, n_query, seed=seed)
+        sampler = EpisodeSampler(data, n_way, k_shot, queries[n_way, k_shot], seed=seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             results[n_way, k_shot] = episode_scores(method, sampler, n_episodes, device=device)

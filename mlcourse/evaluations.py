@@ -12,6 +12,7 @@ is the code's.
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from mlcourse.data import load_omniglot
@@ -65,7 +66,7 @@ def read_store(path: Path) -> dict:
 
 
 def write_store(path: Path, store: dict) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # each process its own, renamed atomically
     tmp.write_text(json.dumps(store, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
 
@@ -89,6 +90,9 @@ def evaluation_scores(run, settings, n_episodes: int = 600, seed: int = 0, part:
     if missing:
         scores = compute_scores(run.method, split, part, missing, n_episodes, seed, shift, test_inner_steps)
         entry["scores"].update({key(n, k): [round(s, 6) for s in scores[n, k]] for n, k in missing})
+        store = read_store(path)  # again: another process may have stored evaluations meanwhile
+        if store.get(run.path.name, {}).get("sha256") == sha:
+            entry["scores"] = {**store[run.path.name]["scores"], **entry["scores"]}
         store[run.path.name] = entry
         write_store(path, store)
     return {(n, k): entry["scores"][key(n, k)] for n, k in settings}
