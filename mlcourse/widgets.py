@@ -170,3 +170,46 @@ class PrototypeExplorer:
 
     def figure(self) -> Figure:
         return self.fig
+
+
+class CurveExplorer:
+    """Chapter 8: the accuracy curves of the learners one chooses, for one experiment at a time.
+
+    `experiments` maps an experiment's name to (x label, x values, {learner: [(mean, ci) for each x]}).
+    A learner keeps its colour across experiments; one drawn in an experiment but not another is left out there.
+    """
+
+    def __init__(self, experiments: dict[str, tuple[str, list, dict[str, list[tuple[float, float]]]]]):
+        self.experiments = experiments
+        names = list(dict.fromkeys(name for _, _, curves in experiments.values() for name in curves))
+        self.colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+        self.experiment = widgets.Dropdown(options=list(experiments), description="experiment")
+        self.learners = widgets.SelectMultiple(options=names, value=tuple(names), rows=min(len(names), 10),
+                                               description="learners")
+        self.image = widgets.Image(format="png")
+        self.fig = Figure(figsize=(6.5, 3.8))
+        self.experiment.observe(lambda change: self.update(), names="value")
+        self.learners.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        x_label, xs, curves = self.experiments[self.experiment.value]
+        self.drawn = [name for name in self.learners.value if name in curves]
+        self.fig.clear()
+        ax = self.fig.add_subplot()
+        for name in self.drawn:
+            means, cis = zip(*curves[name])
+            ax.errorbar(xs, means, yerr=cis, marker="o", markersize=3, color=self.colours[name], label=name)
+        if self.drawn:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "choose a learner (ctrl-click for several)", ha="center", transform=ax.transAxes)
+        ax.set(xlabel=x_label, ylabel="5-way test accuracy", title=self.experiment.value)
+        self.fig.tight_layout()
+        self.image.value = _png(self.fig)
+
+    def widget(self) -> widgets.Widget:
+        return widgets.HBox([widgets.VBox([self.experiment, self.learners]), self.image])
+
+    def figure(self) -> Figure:
+        return self.fig

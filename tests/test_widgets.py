@@ -6,7 +6,7 @@ import torch
 
 from mlcourse.methods.protonet import ProtoNet
 from mlcourse.models import conv4
-from mlcourse.widgets import GAP, TILE, EpisodeExplorer, PrototypeExplorer
+from mlcourse.widgets import GAP, TILE, CurveExplorer, EpisodeExplorer, PrototypeExplorer
 
 
 def tiles(explorer) -> tuple[int, int]:
@@ -74,3 +74,36 @@ def test_explorers_redraw_one_figure_and_leak_none(vinyals_train, tiny_protonet)
         prototypes.k_shot.value = n
     assert {id(explorer.figure()), id(prototypes.figure())} == figures  # the same figures, redrawn
     assert len(plt.get_fignums()) == open_before  # pyplot never saw them
+
+
+def curve_experiments():
+    return {"varying K": ("K", [1, 5], {"a": [(0.9, 0.01), (0.95, 0.01)], "b": [(0.5, 0.02), (0.4, 0.02)]}),
+            "noise": ("strength", [0.0, 0.2, 0.4], {"a": [(0.9, 0.01), (0.7, 0.02), (0.5, 0.02)],
+                                                    "c": [(0.8, 0.01), (0.6, 0.02), (0.3, 0.02)]})}
+
+
+def curves_drawn(explorer) -> dict:
+    """The data line of each learner's curve, by its label."""
+    return {container.get_label(): container.lines[0] for container in explorer.fig.axes[0].containers}
+
+
+def test_the_curve_explorer_draws_the_chosen_learners_of_the_chosen_experiment():
+    explorer = CurveExplorer(curve_experiments())
+    ax = explorer.fig.axes[0]
+    assert explorer.drawn == ["a", "b"] and ax.get_xlabel() == "K" and bytes(explorer.image.value).startswith(b"\x89PNG")
+    assert curves_drawn(explorer)["b"].get_ydata().tolist() == [0.5, 0.4]
+    explorer.experiment.value = "noise"  # every learner chosen; "b" is not in this experiment
+    ax = explorer.fig.axes[0]
+    curves = curves_drawn(explorer)
+    assert explorer.drawn == ["a", "c"] and sorted(curves) == ["a", "c"]
+    assert ax.get_xlabel() == "strength" and ax.get_title() == "noise"
+    assert curves["c"].get_xdata().tolist() == [0.0, 0.2, 0.4] and curves["a"].get_color() != curves["c"].get_color()
+    explorer.learners.value = ("c",)
+    assert explorer.drawn == ["c"] and sorted(curves_drawn(explorer)) == ["c"]
+
+
+def test_the_curve_explorer_says_what_to_do_when_nothing_is_chosen():
+    explorer = CurveExplorer(curve_experiments())
+    explorer.learners.value = ()
+    assert explorer.drawn == [] and "choose a learner" in explorer.fig.axes[0].texts[0].get_text()
+    assert not plt.get_fignums()  # nothing registered with pyplot
