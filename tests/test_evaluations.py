@@ -9,6 +9,7 @@ from mlcourse import configs, evaluations, runs
 from mlcourse.engine import TrainConfig, settings_scores
 
 FIRST_EPISODES = 20
+FIRST_SHIFTED_EPISODES = 5  # chapter 8 stores 16 shifted evaluations per learner: fewer each keeps the suite short
 STORE = runs.RUNS_DIR / evaluations.STORE
 STORED = evaluations.read_store(STORE)
 
@@ -32,10 +33,10 @@ def test_the_first_episodes_of_each_stored_evaluation_are_reproduced_by_the_code
         data = (k["split"], k["part"], k["seed"], k["shift"], k["test_inner_steps"])
         by_data.setdefault(data, []).append(((k["n_way"], k["k_shot"]), scores))
     for (split, part, seed, shift, steps), stored in by_data.items():
-        again = evaluations.compute_scores(run.method, split, part, [s for s, _ in stored], FIRST_EPISODES, seed,
-                                           shift, steps)
+        first = FIRST_EPISODES if shift is None else FIRST_SHIFTED_EPISODES
+        again = evaluations.compute_scores(run.method, split, part, [s for s, _ in stored], first, seed, shift, steps)
         for setting, scores in stored:
-            difference = torch.tensor(again[setting]) - torch.tensor(scores[:FIRST_EPISODES])
+            difference = torch.tensor(again[setting]) - torch.tensor(scores[:first])
             # float noise between CPUs can flip a near tie (one query of 75 or 100); changed code or weights move many
             assert difference.abs().max() <= 0.034 and difference.abs().mean() <= 0.005, (file_name, setting, shift)
 
