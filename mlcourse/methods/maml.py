@@ -126,16 +126,25 @@ class GradientLearner(Method):
         with torch.no_grad():
             return self.task_score(self.predict(episode), episode.query_y).reshape(-1)
 
-    def adaptation_curve(self, episode: Episode, max_steps: int = 10) -> torch.Tensor:
-        """Score of each task's queries after 0, 1, ..., max_steps inner steps from theta: (B, max_steps + 1)."""
+    def adaptation_curve(self, episode: Episode, max_steps: int = 10, at=None) -> torch.Tensor:
+        """Score of each task's queries after 0, 1, ..., max_steps inner steps from theta: (B, max_steps + 1).
+
+        `at` (step counts, each from 0 to max_steps) scores after those steps only: (B, len(at)). Scoring
+        the queries costs more than a step on the support set, so a long curve is cheaper at a few points.
+        """
         self._check(episode)
+        at = list(range(max_steps + 1)) if at is None else [int(step) for step in at]
+        if not at or min(at) < 0 or max(at) > max_steps:
+            raise ValueError(f"adaptation_curve: `at` must list step counts from 0 to max_steps={max_steps}, got {at}")
 
         def one_task(sx, sy, qx, qy):
-            phi, scores = self.theta(), []
-            for _ in range(max_steps + 1):
-                scores.append(self.task_score(self.forward_with(phi, qx), qy))
-                phi = adapt(self.model, phi, sx, sy, self.loss_fn, self.inner_lr, 1, first_order=True)
-            return torch.stack(scores)  # (max_steps + 1,)
+            phi, scores = self.theta(), {}
+            for step in range(max(at) + 1):
+                if step in at:
+                    scores[step] = self.task_score(self.forward_with(phi, qx), qy)
+                if step < max(at):
+                    phi = adapt(self.model, phi, sx, sy, self.loss_fn, self.inner_lr, 1, first_order=True)
+            return torch.stack([scores[step] for step in at])  # (len(at),)
 
         batch = episode if episode.batched else stack_episodes([episode])
         with torch.no_grad():

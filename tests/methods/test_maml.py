@@ -233,3 +233,8 @@ def test_the_adaptation_curve_starts_at_theta_and_follows_adapt():
     for steps in (0, 1, 4):
         method.test_inner_steps = steps
         assert torch.allclose(curve[:, steps], method.score(episode), rtol=1e-10)
+    method.train()
+    assert torch.equal(method.adaptation_curve(episode, max_steps=4, at=[4, 0, 1]), curve[:, [4, 0, 1]])
+    with pytest.raises(ValueError, match="max_steps=4"):
+        method.adaptation_curve(episode, max_steps=4, at=[5])
+
