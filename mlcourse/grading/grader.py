@@ -152,7 +152,8 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
     work = make_scratch()
     _LIVE.add(work)
     scratch, comm, tmp, inputs = work / "home", work / "comm", work / "tmp", work / "inputs"
-    for d in (scratch, comm, tmp, inputs):
+    private = work / "private"  # the grader's own: results folders are made and opened here, then moved into home
+    for d in (scratch, comm, tmp, inputs, private):
         d.mkdir(mode=0o700)
     token = secrets.token_hex(8)  # marks the submission's processes; the kernel can read it in its environment
     home_inside = sandbox.HOME if ctx.sandboxed else str(scratch)
@@ -201,7 +202,7 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
                     run.stopped = run.stopped or "kernel died"
                 else:  # the inputs exist only once the student's cells have run
                     name = f"results-{secrets.token_hex(8)}"
-                    results_fd = _new_folder(home_fd, name)
+                    results_fd = _new_folder(private, home_fd, name)
                     inputs_name = f"inputs-{name}.pt"
                     _write_new(inputs / inputs_name, {"calls": [c for c in ctx.calls if c["key"] in pending]})
                     cells[setup_index].source = _harness_setup(f"{inputs_inside}/{inputs_name}",
@@ -261,11 +262,24 @@ def run_notebook(nb, exercise: Exercise, ctx: "_Context") -> tuple[KernelRun, di
     return run, outputs, errors, tampered
 
 
-def _new_folder(parent_fd: int, name: str) -> int:
-    """Make folder `name` in the folder `parent_fd` and open it; a link or anything else put there instead, before or
-    between the two steps, is refused (OSError), never followed."""
-    os.mkdir(name, 0o700, dir_fd=parent_fd)
-    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+def _new_folder(private: Path, parent_fd: int, name: str) -> int:
+    """A descriptor of a new folder `name` in the folder `parent_fd`, opened before its name appears there.
+
+    The folder is made and opened in the grader's `private` folder, then moved in: whatever the kernel later puts
+    in its place (a link, a FIFO) is never followed, since the grader reads the folder through this descriptor.
+    """
+    private_fd = os.open(private, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.mkdir(name, 0o700, dir_fd=private_fd)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=private_fd)
+        try:
+            os.rename(name, name, src_dir_fd=private_fd, dst_dir_fd=parent_fd)
+        except BaseException:
+            os.close(fd)
+            raise
+    finally:
+        os.close(private_fd)
+    return fd
 
 
 def _write_new(path: Path, value) -> None:

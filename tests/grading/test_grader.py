@@ -9,7 +9,7 @@ import torch
 
 from mlcourse.grading import report
 from mlcourse.grading.checks import build, default_seed, grader_secret
-from mlcourse.grading.grader import grade, parse_notebook, read_results, resolve_limits
+from mlcourse.grading.grader import _new_folder, grade, parse_notebook, read_results, resolve_limits
 from mlcourse.grading.kernel import Limits
 from tests.grading.checks.notebooks import GradedSet
 from tests.grading.corpus import (EXERCISE, EXERCISES, EXPECTED, GLOBAL_RNG_SAMPLER, PERCENT_ACCURACY,
@@ -163,6 +163,29 @@ def test_read_results_takes_plain_tensors_only(tmp_path):
     assert len(errors["c4"]) <= 200 and "\x1b" not in errors["c4"] and "\n" not in errors["c4"]
     shutil.rmtree(tmp_path)
     assert read_results(tmp_path, ["c0"]) == ({}, {})
+
+
+def test_a_results_folder_is_open_before_its_name_appears_and_swapping_it_leads_nowhere(tmp_path):
+    """The kernel may replace the results folder by a link the moment it appears: the grader keeps reading the
+    folder it made, through the descriptor it opened before the name was visible."""
+    import os
+
+    home, private, elsewhere = tmp_path / "home", tmp_path / "private", tmp_path / "elsewhere"
+    for d in (home, private, elsewhere):
+        d.mkdir()
+    home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    fd = _new_folder(private, home_fd, "results-x")
+    try:
+        assert (home / "results-x").is_dir() and not list(private.iterdir())
+        (home / "results-x").rename(home / "moved")  # the kernel's swap
+        (home / "results-x").symlink_to(elsewhere)
+        torch.save({"c0:0": torch.ones(2)}, home / "moved" / "c0.pt")  # what the harness wrote before the swap
+        torch.save({"c1:0": torch.ones(3)}, elsewhere / "c1.pt")
+        outputs, _ = read_results(fd, ["c0", "c1"])
+        assert sorted(outputs) == ["c0"]  # the folder made, never the link's target
+    finally:
+        os.close(fd)
+        os.close(home_fd)
 
 
 def test_limits_come_from_the_exercise_set_unless_given():
