@@ -15,6 +15,8 @@ from matplotlib.figure import Figure
 
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.data.omniglot import N_DRAWERS
+from mlcourse.data.sinusoid import SinusoidTasks, sinusoid
+from mlcourse.methods.maml import adapt
 from mlcourse.methods.nearest import PixelNearestNeighbour
 from mlcourse.methods.protonet import embed_episode, prototypes
 
@@ -167,6 +169,66 @@ class PrototypeExplorer:
 
     def widget(self) -> widgets.Widget:
         return widgets.HBox([widgets.VBox([self.k_shot, self.distance, self.resample]), self.image])
+
+    def figure(self) -> Figure:
+        return self.fig
+
+
+class SinusoidExplorer:
+    """Chapter 6: one sinusoid task, each learner's fit after the chosen inner steps and step size.
+
+    `learners` maps a title to a regression `GradientLearner` (MAML, the pretrained network); each
+    adapts from its own theta with the sliders' step size, which may differ from the one it was trained with.
+    """
+
+    GRID = torch.linspace(-5, 5, 200).unsqueeze(1)  # (200, 1): where the fits and the error are read
+
+    def __init__(self, learners: dict, seed: int = 0):
+        self.learners, self.seed = learners, seed
+        self.k_shot = widgets.IntSlider(5, min=1, max=20, description="K points")
+        self.steps = widgets.IntSlider(1, min=0, max=20, description="inner steps")
+        self.inner_lr = widgets.FloatLogSlider(0.01, base=10, min=-3, max=-0.5, step=0.25, readout_format=".3f",
+                                               description="step size")
+        self.resample = widgets.Button(description="new task")
+        self.image = widgets.Image(format="png")
+        self.fig = Figure(figsize=(4.2 * len(learners), 3.3))
+        for control in (self.k_shot, self.steps, self.inner_lr):
+            control.observe(lambda change: self.update(), names="value")
+        self.resample.on_click(lambda button: self.update(new_task=True))
+        self.update()
+
+    def fit(self, learner, task) -> torch.Tensor:
+        """The learner's prediction on GRID after the chosen steps on the task's support points: (200, 1)."""
+        phi = adapt(learner.model, learner.theta(), task.support_x, task.support_y, learner.loss_fn,
+                    self.inner_lr.value, self.steps.value, first_order=True)
+        with torch.no_grad():
+            return learner.forward_with(phi, self.GRID)
+
+    def update(self, new_task: bool = False) -> None:
+        """Draw the task (the same one until resampled), adapt each learner, redraw."""
+        self.seed += int(new_task)
+        self.task = SinusoidTasks(k_shot=self.k_shot.value, n_query=1, seed=self.seed).sample()
+        truth = sinusoid(self.GRID, self.task.params)  # (200, 1)
+        self.fits = {title: self.fit(learner, self.task) for title, learner in self.learners.items()}
+        self.errors = {title: (fit - truth).pow(2).mean().item() for title, fit in self.fits.items()}
+        self.fig.clear()
+        axes = self.fig.subplots(1, len(self.learners), sharey=True, squeeze=False)[0]
+        for ax, (title, fit) in zip(axes, self.fits.items()):
+            ax.plot(self.GRID, truth, color="black", lw=2, label="true function")
+            ax.plot(self.GRID, fit, color="C0", lw=1.5, label="adapted fit")
+            ax.scatter(self.task.support_x, self.task.support_y, color="black", marker="^", zorder=3, label="support")
+            ax.set(xlabel="x", ylim=(-6, 6))
+            ax.set_title(f"{title}: MSE {self.errors[title]:.3f}", fontsize=9)
+        axes[0].legend(fontsize=7, loc="lower right")
+        steps = self.steps.value
+        self.fig.suptitle(f"K = {self.k_shot.value}, {steps} step{'' if steps == 1 else 's'} of {self.inner_lr.value:.3g}",
+                          fontsize=9)
+        self.fig.tight_layout()
+        self.image.value = _png(self.fig)
+
+    def widget(self) -> widgets.Widget:
+        controls = widgets.VBox([self.k_shot, self.steps, self.inner_lr, self.resample])
+        return widgets.VBox([controls, self.image])
 
     def figure(self) -> Figure:
         return self.fig

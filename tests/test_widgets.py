@@ -4,9 +4,11 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from mlcourse.data.sinusoid import sinusoid
+from mlcourse.methods.maml import MAML
 from mlcourse.methods.protonet import ProtoNet
 from mlcourse.models import conv4
-from mlcourse.widgets import GAP, TILE, CurveExplorer, EpisodeExplorer, PrototypeExplorer
+from mlcourse.widgets import GAP, TILE, CurveExplorer, EpisodeExplorer, PrototypeExplorer, SinusoidExplorer
 
 
 def tiles(explorer) -> tuple[int, int]:
@@ -107,3 +109,39 @@ def test_the_curve_explorer_says_what_to_do_when_nothing_is_chosen():
     explorer.learners.value = ()
     assert explorer.drawn == [] and "choose a learner" in explorer.fig.axes[0].texts[0].get_text()
     assert not plt.get_fignums()  # nothing registered with pyplot
+
+
+def regression_learners():
+    torch.manual_seed(0)
+    return {"MAML": MAML(inner_lr=0.05, task="regression", hidden=8), "pretrained": MAML(task="regression", hidden=8)}
+
+
+def test_the_sinusoid_explorer_fits_as_the_learner_adapts():
+    learners = regression_learners()
+    explorer = SinusoidExplorer(learners)
+    task, grid = explorer.task, SinusoidExplorer.GRID
+    assert task.support_x.shape == (5, 1) and bytes(explorer.image.value).startswith(b"\x89PNG")
+    explorer.inner_lr.value, explorer.steps.value = 0.05, 3  # the MAML learner's own step size
+    own = learners["MAML"].adapt(task.support_x, task.support_y, steps=3, first_order=True)
+    with torch.no_grad():
+        expected = learners["MAML"].forward_with(own, grid)  # (200, 1)
+    assert torch.allclose(explorer.fits["MAML"], expected, atol=1e-6)
+    truth = sinusoid(grid, task.params)
+    assert explorer.errors["MAML"] == pytest.approx((expected - truth).pow(2).mean().item(), rel=1e-5)
+    assert "MSE" in explorer.fig.axes[0].get_title()
+
+
+def test_the_sinusoid_explorer_follows_its_controls():
+    explorer = SinusoidExplorer(regression_learners())
+    explorer.steps.value = 0  # theta's own prediction: the step size changes nothing
+    at_theta = explorer.fits["MAML"].clone()
+    explorer.inner_lr.value = 0.1
+    assert torch.equal(explorer.fits["MAML"], at_theta)
+    explorer.steps.value = 5
+    assert not torch.allclose(explorer.fits["MAML"], at_theta)
+    explorer.k_shot.value = 12
+    assert explorer.task.support_x.shape == (12, 1)
+    params = explorer.task.params.clone()
+    explorer.resample.click()
+    assert explorer.seed == 1 and not torch.equal(explorer.task.params, params)
+    assert len(explorer.fig.axes) == 2 and not plt.get_fignums()  # one panel per learner, nothing left in pyplot
