@@ -72,9 +72,9 @@ QUICK = {
     # The LSTM's best recipe in that sweep left chance only after about 3,000 steps: more than a CPU's minutes.
     "lstm": lambda: RunConfig("lstm", n_way=5, k_shot=1, n_query=3,
                               train=TrainConfig(steps=1400, meta_batch_size=16, outer_lr=1e-3, val_every=250)),
-    # Finn et al.'s inner loop (one step of 0.4, three at test) on meta-batches of 8 tasks. Tuning runs on this
-    # CPU (book/results.md): 15 queries per class reached in 4,000 steps the accuracy that 5 reached in 6,000, but
-    # each step took about twice as long.
+    # Finn et al.'s inner loop (one step of 0.4, three at test) on meta-batches of 8 tasks. Validation sweep
+    # (benchmarks/tuning.py maml, 600 episodes, book/results.md): 15 queries per class reached in 4,000 steps the
+    # 96.8% that 5 reached in 6,000, each step about twice as long; a halving learning rate was no better.
     "maml": lambda: RunConfig("maml", method_kwargs={"inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3},
                               n_way=5, k_shot=1, n_query=5,
                               train=TrainConfig(steps=6000, meta_batch_size=8, outer_lr=1e-3, val_every=1000)),
@@ -82,7 +82,7 @@ QUICK = {
     "fomaml": lambda: first_order(QUICK["maml"](), steps=8500),
     # Nichol et al.'s task shape (10 images per class, 5 inner steps of SGD on batches of 10 images, meta-batch 5), 50
     # test-time steps. The outer step hands theta - mean(phi) to Adam, which Nichol et al. mention as an alternative.
-    # Validation sweep (benchmarks/reptile_tuning.py, 1,500 steps, 200 episodes): batches of 10 reached 87.8% where
+    # Validation sweep (benchmarks/tuning.py reptile, 1,500 steps, 200 episodes): batches of 10 reached 87.8% where
     # every step on all 50 images reached 70.0%, and Adam 87.8% where plain steps (epsilon = 1) reached 80.8%.
     "reptile": lambda: RunConfig("reptile", method_kwargs=dict(REPTILE_KWARGS), n_way=5, k_shot=1, n_query=9,
                                  train=TrainConfig(steps=4000, meta_batch_size=5, outer_lr=1e-3, val_every=500)),
