@@ -14,7 +14,7 @@ import torch
 
 from mlcourse import runs
 from mlcourse.data import load_omniglot
-from mlcourse.widgets import EpisodeExplorer, PrototypeExplorer
+from mlcourse.widgets import CurveExplorer, EpisodeExplorer, PrototypeExplorer, SinusoidExplorer
 
 
 def median_ms(change, values) -> float:
@@ -30,12 +30,20 @@ def main() -> None:
     episodes = EpisodeExplorer()
     episodes.update()  # data loaded and first figure drawn before timing
     prototypes = PrototypeExplorer(runs.load_run("protonet", device="cpu").method, load_omniglot("vinyals", "test").images)
+    sinusoids = SinusoidExplorer({name: runs.load_run(name, device="cpu").method
+                                  for name in ("maml-sinusoid-k5", "pretrained-sinusoid")})
+    curves = CurveExplorer({f"experiment {i}": ("x", list(range(8)), {f"learner {j}": [(0.5, 0.01)] * 8 for j in range(8)})
+                            for i in range(4)})
     rows = [
         ("episode explorer: n_way 2..20, k_shot 1, 3 queries", median_ms(lambda n: setattr(episodes.n_way, "value", n),
                                                                           range(2, 21))),
         ("episode explorer: resample (20-way)", median_ms(lambda _: episodes.resample.click(), range(10))),
         ("prototype explorer: k_shot 1..10", median_ms(lambda k: setattr(prototypes.k_shot, "value", k), range(2, 11))),
         ("prototype explorer: resample", median_ms(lambda _: prototypes.resample.click(), range(10))),
+        ("sinusoid explorer: inner steps 0..20", median_ms(lambda s: setattr(sinusoids.steps, "value", s), range(21))),
+        ("sinusoid explorer: new task (20 steps)", median_ms(lambda _: sinusoids.resample.click(), range(10))),
+        ("curve explorer: experiment (8 learners, 8 points)",
+         median_ms(lambda i: setattr(curves.experiment, "value", f"experiment {i % 4}"), range(1, 9))),
     ]
     lines = [f"Explorers' response on CPU ({platform.machine()}, {torch.get_num_threads()} threads), torch "
              f"{torch.__version__}, load average {os.getloadavg()[0]:.1f} at the end.", "",
