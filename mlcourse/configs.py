@@ -5,6 +5,7 @@ import functools
 from dataclasses import dataclass, field
 
 from mlcourse.data import EpisodeSampler, SinusoidTasks, load_omniglot
+from mlcourse.data.bandits import BanditTasks
 from mlcourse.data.episodes import VaryingShotSampler
 from mlcourse.data.pairs import PairSampler
 from mlcourse.engine import TrainConfig
@@ -12,11 +13,12 @@ from mlcourse.methods.blackbox import BlackBox
 from mlcourse.methods.maml import MAML, Reptile
 from mlcourse.methods.matching import MatchingNet
 from mlcourse.methods.protonet import ProtoNet
+from mlcourse.methods.rl2 import RL2
 from mlcourse.methods.siamese import SiameseNet
 
 METHODS = {"protonet": ProtoNet, "matching": MatchingNet, "siamese": SiameseNet,
            "lstm": functools.partial(BlackBox, "lstm"), "snail": functools.partial(BlackBox, "snail"),
-           "maml": MAML, "fomaml": functools.partial(MAML, first_order=True), "reptile": Reptile}
+           "maml": MAML, "fomaml": functools.partial(MAML, first_order=True), "reptile": Reptile, "rl2": RL2}
 BLACK_BOX_METHODS = {"lstm", "snail"}  # they read k_shot examples of each class in a sequence
 SIZED_METHODS = {"maml", "fomaml", "reptile"} | BLACK_BOX_METHODS  # their output layer has n_way units
 
@@ -27,7 +29,7 @@ class RunConfig:
 
     method: str = "protonet"  # a key of METHODS
     method_kwargs: dict = field(default_factory=dict)  # e.g. {"distance": "cosine"}
-    data: str = "omniglot"  # "omniglot", or "sinusoid" (regression tasks of MAML section 5.1)
+    data: str = "omniglot"  # "omniglot", "sinusoid" (regression tasks of MAML section 5.1), or "bandit" (chapter 8)
     split: str = "vinyals"  # "vinyals" (paper tables) or "lake"
     train_part: str = "train"  # "trainval" trains on the validation classes too (final runs)
     n_way: int = 5  # training episodes (Siamese: unused, it trains on pairs)
@@ -37,6 +39,16 @@ class RunConfig:
     val_n_way: int = 5  # validation episodes, on the split's validation classes
     val_k_shot: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def rl2_bandits() -> RunConfig:
+    """Chapter 8's meta-reinforcement learning: an LSTM player (RL^2) of two-armed Bernoulli bandits, 100 pulls.
+
+    A2C on meta-batches of 128 games, Adam 3e-3, the entropy bonus falling to 0 over 1,200 steps; validation on
+    500 games with the player's most likely arm at each pull.
+    """
+    return RunConfig("rl2", {"arms": 2, "pulls": 100}, data="bandit", n_way=2, k_shot=1, n_query=1,
+                     train=TrainConfig(steps=1500, meta_batch_size=128, outer_lr=3e-3, val_every=250, val_episodes=500))
 
 
 def preset(method: str, full: bool = False) -> RunConfig:
@@ -86,6 +98,7 @@ QUICK = {
     # every step on all 50 images reached 70.0%, and Adam 87.8% where plain steps (epsilon = 1) reached 80.8%.
     "reptile": lambda: RunConfig("reptile", method_kwargs=dict(REPTILE_KWARGS), n_way=5, k_shot=1, n_query=9,
                                  train=TrainConfig(steps=4000, meta_batch_size=5, outer_lr=1e-3, val_every=500)),
+    "rl2": lambda: rl2_bandits(),
 }
 
 FULL = {
@@ -126,6 +139,7 @@ FULL = {
     "reptile": lambda: RunConfig("reptile", train_part="trainval", method_kwargs=dict(REPTILE_KWARGS), n_way=5, k_shot=1,
                                  n_query=9, train=TrainConfig(steps=100000, meta_batch_size=5, outer_lr=1.0, optimizer="sgd",
                                                               lr_halve_every=20000, val_every=2000, val_episodes=600)),
+    "rl2": lambda: rl2_bandits(),  # minutes on a CPU: the same in both modes
 }
 
 
@@ -230,6 +244,9 @@ def make_method(config: RunConfig):
 def build(config: RunConfig, seed: int = 0):
     """The method, its training sampler and its validation sampler for a run."""
     method = make_method(config)
+    if config.data == "bandit":
+        return (method, BanditTasks(method.arms, method.pulls, seed=seed),
+                BanditTasks(method.arms, method.pulls, seed=seed + 1))
     if config.data == "sinusoid":
         return (method, SinusoidTasks(config.k_shot, config.n_query, seed=seed),
                 SinusoidTasks(config.val_k_shot, config.n_query, seed=seed + 1))

@@ -46,7 +46,7 @@ def registry(full: bool = False) -> dict[str, RunConfig]:
     runs = {name: configs.preset(name, full) for name in ("siamese", "matching", "protonet")}
     runs.update(configs.fce_comparison(runs["matching"], full))
     runs.update(configs.protonet_ablations(runs["protonet"]))
-    runs.update({name: configs.preset(name, full) for name in ("lstm", "snail", "maml", "fomaml", "reptile")})
+    runs.update({name: configs.preset(name, full) for name in ("lstm", "snail", "maml", "fomaml", "reptile", "rl2")})
     runs.update(configs.sinusoid_runs(full))
     runs.update(configs.black_box_runs(full))
     runs.update(configs.reference_runs())
