@@ -73,6 +73,9 @@ def run_train(args) -> int:
 def run_evaluate(args) -> int:
     state = load_checkpoint(args.checkpoint)
     config = configs.from_dict(state["config"]["run"])
+    if config.data != "omniglot":
+        raise SystemExit(f"`evaluate` tests Omniglot classifiers on test classes, and this checkpoint is a {config.data} "
+                         "run: chapter 6 evaluates the sinusoid runs and chapter 8 the bandit players")
     method = configs.make_method(config)
     method.load_state_dict(state["model"])
     device = get_device(args.device)

@@ -44,6 +44,13 @@ def test_command_line_trains_and_evaluates(tmp_path, capsys):
     assert "5-way 1-shot" in capsys.readouterr().out
 
 
+def test_command_line_trains_a_bandit_player_and_says_evaluate_is_for_omniglot(tmp_path):
+    ckpt = str(tmp_path / "rl2.pt")
+    assert main(["train", "--method", "rl2", "--steps", "2", "--checkpoint", ckpt, "--device", "cpu"]) == 0
+    with pytest.raises(SystemExit, match="bandit run"):
+        main(["evaluate", "--checkpoint", ckpt, "--episodes", "5", "--device", "cpu"])
+
+
 def test_full_mode_is_the_published_protonet_setting():
     config = configs.preset("protonet", full=True)
     assert (config.n_way, config.n_query, config.train.outer_lr, config.train.lr_halve_every) == (60, 5, 1e-3, 2000)
