@@ -28,7 +28,7 @@ import mlcourse
 from mlcourse import configs
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.utils import keep_freed_memory
-from cost import SavedBytes, timed_steps
+from cost import SavedBytes, adam_step, timed_steps
 
 name, n_steps = sys.argv[1], int(sys.argv[2])
 keep_freed_memory()  # as the engine does
@@ -36,15 +36,9 @@ device = mlcourse.get_device()
 mlcourse.seed_everything(0)
 config = configs.black_box_runs()["protonet-snail-episodes"] if name == "protonet" else configs.preset(name)
 method = configs.make_method(config).to(device)
-optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+step = adam_step(method.parameters(), lambda episode: method.loss(episode)[0])
 sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 3, seed=0)
 episodes = [sampler.sample(16).to(device) for _ in range(4)]
-
-def step(episode):
-    loss, _ = method.loss(episode)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 for e in episodes[:3]:
     step(e)

@@ -36,6 +36,19 @@ class SavedBytes:
         return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
 
 
+def adam_step(parameters, loss_of):
+    """`step(batch)`: one training step with Adam (learning rate 1e-3) on the tensor `loss_of(batch)`."""
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+
+    def step(batch):
+        loss = loss_of(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def timed_steps(step, batches: list, n_steps: int, device: torch.device) -> tuple[float, float]:
     """Mean milliseconds of `step(batch)` over `n_steps` steps, and the peak memory in MB during them
     (on a GPU: allocated memory; on a CPU: the process's peak resident memory, data included)."""

@@ -33,7 +33,7 @@ from mlcourse import configs, runs
 from mlcourse.comparison import images_per_step
 from mlcourse.data import EpisodeSampler, load_omniglot
 from mlcourse.utils import keep_freed_memory
-from cost import SavedBytes, timed_steps
+from cost import SavedBytes, adam_step, timed_steps
 
 run_name, n_steps = sys.argv[1], int(sys.argv[2])
 keep_freed_memory()  # as the engine does
@@ -42,14 +42,8 @@ mlcourse.seed_everything(0)
 config = runs.registry()[run_name]
 method, sampler, _ = configs.build(config)
 method.to(device).train()
-optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+step = adam_step(method.parameters(), lambda batch: method.loss(batch)[0])
 batches = [sampler.sample(config.train.meta_batch_size).to(device) for _ in range(4)]
-
-def step(batch):
-    loss, _ = method.loss(batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 for b in batches[:3]:
     step(b)

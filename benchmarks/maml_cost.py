@@ -40,7 +40,7 @@ ONE = r"""
 import contextlib, json, sys, torch
 import torch.nn.functional as F
 from torch.func import functional_call
-from cost import SavedBytes, timed_steps
+from cost import SavedBytes, adam_step, timed_steps
 import mlcourse
 from mlcourse import configs
 from mlcourse.data import EpisodeSampler, load_omniglot
@@ -56,7 +56,6 @@ config.method_kwargs["inner_steps"] = inner_steps
 if method_name == "reptile":
     config.method_kwargs["inner_batch"] = inner_batch
 method = configs.make_method(config).to(device)
-optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
 sampler = EpisodeSampler(load_omniglot("vinyals", "train").images, 5, 1, 5, seed=0)
 episodes = [sampler.sample(8).to(device) for _ in range(4)]
 
@@ -92,11 +91,7 @@ def meta_loss(episode):
     return method.loss(episode)[0]
 
 
-def step(episode):
-    loss = meta_loss(episode)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+step = adam_step(method.parameters(), meta_loss)
 
 
 for e in episodes[:3]:
