@@ -98,7 +98,7 @@ QUICK = {
     # every step on all 50 images reached 70.0%, and Adam 87.8% where plain steps (epsilon = 1) reached 80.8%.
     "reptile": lambda: RunConfig("reptile", method_kwargs=dict(REPTILE_KWARGS), n_way=5, k_shot=1, n_query=9,
                                  train=TrainConfig(steps=4000, meta_batch_size=5, outer_lr=1e-3, val_every=500)),
-    "rl2": lambda: rl2_bandits(),
+    "rl2": rl2_bandits,
 }
 
 FULL = {
@@ -139,7 +139,7 @@ FULL = {
     "reptile": lambda: RunConfig("reptile", train_part="trainval", method_kwargs=dict(REPTILE_KWARGS), n_way=5, k_shot=1,
                                  n_query=9, train=TrainConfig(steps=100000, meta_batch_size=5, outer_lr=1.0, optimizer="sgd",
                                                               lr_halve_every=20000, val_every=2000, val_episodes=600)),
-    "rl2": lambda: rl2_bandits(),  # minutes on a CPU: the same in both modes
+    "rl2": rl2_bandits,  # minutes on a CPU: the same in both modes
 }
 
 

@@ -137,12 +137,14 @@ class GradientLearner(Method):
         if not at or min(at) < 0 or max(at) > max_steps:
             raise ValueError(f"adaptation_curve: `at` must list step counts from 0 to max_steps={max_steps}, got {at}")
 
+        last = max(at)
+
         def one_task(sx, sy, qx, qy):
             phi, scores = self.theta(), {}
-            for step in range(max(at) + 1):
+            for step in range(last + 1):
                 if step in at:
                     scores[step] = self.task_score(self.forward_with(phi, qx), qy)
-                if step < max(at):
+                if step < last:
                     phi = adapt(self.model, phi, sx, sy, self.loss_fn, self.inner_lr, 1, first_order=True)
             return torch.stack([scores[step] for step in at])  # (len(at),)
 
